@@ -1,0 +1,1 @@
+"""The CRM: tables, their GraphQL face, and their registration with the sync engine."""

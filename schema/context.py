@@ -1,0 +1,72 @@
+"""What every resolver gets: the caller, units of work, per-request loaders, the engines.
+
+`server/` builds it per request; `schema/` only depends on these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schema.scope import Principal, viewer_of
+from sync.pull import PullEngine
+from sync.push import PushEngine
+from sync.registry import Viewer
+
+
+class UnitsOfWork(Protocol):
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+    def write(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+class Tokens(Protocol):
+    async def issue(self, session: AsyncSession, user: Any) -> Any: ...
+    async def rotate(self, session: AsyncSession, token: str) -> Any: ...
+    async def revoke(self, session: AsyncSession, token: str) -> Any: ...
+
+
+class NotAuthenticated(GraphQLError):
+    """No valid access token: a top-level GraphQL error with code UNAUTHENTICATED."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+@dataclass
+class Context:
+    db: UnitsOfWork
+    tokens: Tokens
+    push: PushEngine
+    pull: PullEngine
+    principal: Principal | None
+    client_address: str
+    max_page: int
+    session: AsyncSession
+    login_limits: tuple[int, int] = (5, 300)
+    request: Any = None
+    response: Any = None
+    loaders: dict[Any, Any] = field(default_factory=dict)
+    notify: Callable[[], None] | None = None
+    auth_error: str | None = None
+
+    @property
+    def me(self) -> Principal:
+        if self.principal is None:
+            raise NotAuthenticated(self.auth_error or "sign in first: send the header "
+                                   "Authorization: Bearer <accessToken> (see the login mutation)")
+        return self.principal
+
+    @property
+    def viewer(self) -> Viewer:
+        return viewer_of(self.me)
+
+    def loader(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """One DataLoader per relation per request."""
+        if key not in self.loaders:
+            self.loaders[key] = factory()
+        return self.loaders[key]

@@ -1,0 +1,1 @@
+"""fieldsync's GraphQL face: types, queries, mutations and the sync protocol adapters."""

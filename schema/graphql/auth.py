@@ -1,0 +1,85 @@
+"""login, refreshToken, logout."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from schema.identity import login as throttle
+from schema.identity.passwords import verify_password
+from schema.identity.service import user_by_email
+
+
+@strawberry.type
+class LoginSuccess:
+    access_token: str
+    refresh_token: str
+    expires_in: int = strawberry.field(description="Seconds until the access token expires.")
+
+
+@strawberry.type
+class AuthError:
+    code: str
+    message: str
+    retry_after_seconds: int | None = None
+
+
+LoginResult = Annotated[LoginSuccess | AuthError, strawberry.union("LoginResult")]
+
+
+@strawberry.type
+class LogoutPayload:
+    ok: bool
+
+
+def _success(pair: object) -> LoginSuccess:
+    return LoginSuccess(access_token=pair.access_token, refresh_token=pair.refresh_token,  # type: ignore[attr-defined]
+                        expires_in=pair.expires_in)  # type: ignore[attr-defined]
+
+
+@strawberry.type
+class AuthMutation:
+    @strawberry.mutation(description="Sign in. Wrong password and unknown email look alike; "
+                         "repeated failures are throttled (see retryAfterSeconds).")
+    async def login(self, info: Info, email: str, password: str) -> LoginResult:
+        ctx = info.context
+        keys = [f"email:{email.strip().lower()[:300]}", f"ip:{ctx.client_address}"]
+        max_failures, window = ctx.login_limits
+        async with ctx.db.write() as session:
+            wait = await throttle.retry_after(session, keys, max_failures, window)
+            if wait:
+                if ctx.response is not None:
+                    ctx.response.headers["Retry-After"] = str(wait)
+                return AuthError(code="RATE_LIMITED", message=f"too many failed sign-ins; "
+                                 f"try again in {wait} s", retry_after_seconds=wait)
+            user = await user_by_email(session, email)
+            ok = verify_password(user.password_hash if user else None, password)
+            if not ok or user is None or not user.active:
+                await throttle.record_failure(session, keys, window)
+                failed = True
+            else:
+                await throttle.clear(session, keys)
+                pair = await ctx.tokens.issue(session, user)
+                failed = False
+        if failed:
+            return AuthError(code="INVALID_CREDENTIALS", message="wrong email or password")
+        return _success(pair)
+
+    @strawberry.mutation(description="Exchange a refresh token for a new pair. Each refresh "
+                         "token works once; presenting a used one signs the login out everywhere.")
+    async def refresh_token(self, info: Info, token: str) -> LoginResult:
+        ctx = info.context
+        async with ctx.db.write() as session:
+            result = await ctx.tokens.rotate(session, token)
+        if hasattr(result, "code"):
+            return AuthError(code=result.code, message=result.message)
+        return _success(result)
+
+    @strawberry.mutation(description="Revoke a refresh token and every token of its login.")
+    async def logout(self, info: Info, refresh_token: str) -> LogoutPayload:
+        ctx = info.context
+        async with ctx.db.write() as session:
+            error = await ctx.tokens.revoke(session, refresh_token)
+        return LogoutPayload(ok=error is None)

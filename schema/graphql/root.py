@@ -1,0 +1,25 @@
+"""The schema: root types composed from per-domain classes."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from schema.graphql import types as T
+from schema.graphql.auth import AuthMutation
+from schema.graphql.mutations import EntityMutation
+from schema.graphql.queries import Query as EntityQuery
+from schema.graphql.scalars import SCALARS
+from schema.graphql.sync_api import SyncMutation, SyncQuery
+
+Query = merge_types("Query", (EntityQuery, SyncQuery))
+Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, SyncMutation))
+
+NODE_CLASSES = [cls for cls, _model in T.NODE_TYPES.values()]
+
+
+def build_schema(extensions: list[object] | None = None) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, mutation=Mutation, types=NODE_CLASSES,
+                             extensions=extensions or [],
+                             config=StrawberryConfig(scalar_map=SCALARS))

@@ -1,0 +1,196 @@
+"""The sync protocol over GraphQL: thin adapters over `sync.push` and `sync.pull`.
+
+See docs/sync-protocol.md. Whole-request refusals (unsupported protocol version, a
+foreign clientId, an oversized batch, a forged cursor) are GraphQL errors with
+`extensions.code`; everything about a single mutation is in its result.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import sqlalchemy as sa
+import strawberry
+from graphql import GraphQLError
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from schema.scope import team_ids, visible_keys
+from sync.protocol import MutationIn, PushIn, SyncRequestError
+from sync.tables import Conflict as ConflictRow
+
+
+@strawberry.enum
+class SyncOp(Enum):
+    UPSERT = "UPSERT"
+    DELETE = "DELETE"
+    EVICT = "EVICT"
+
+
+@strawberry.enum
+class MutationOp(Enum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+
+@strawberry.enum
+class SyncStatus(Enum):
+    APPLIED = "APPLIED"
+    MERGED = "MERGED"
+    CONFLICT = "CONFLICT"
+    REJECTED = "REJECTED"
+
+
+@strawberry.type
+class SyncChange:
+    entity: str
+    id: strawberry.ID
+    op: SyncOp
+    version: int
+    data: JSON | None
+
+
+@strawberry.type
+class SyncPullResult:
+    changes: list[SyncChange]
+    cursor: str
+    has_more: bool
+    reset: bool
+    last_mutation_id: int
+
+
+@strawberry.input
+class SyncMutationInput:
+    mutation_id: int
+    entity: str
+    op: MutationOp
+    id: strawberry.ID
+    base_version: int | None = None
+    fields: JSON | None = None
+    client_time: str | None = None
+
+
+@strawberry.input
+class SyncPushInput:
+    client_id: strawberry.ID
+    protocol_version: int
+    mutations: list[SyncMutationInput]
+    app_version: str | None = None
+
+
+@strawberry.type
+class SyncError:
+    code: str
+    message: str
+    field: str | None
+    retryable: bool
+
+
+@strawberry.type
+class SyncMutationResult:
+    mutation_id: int
+    status: SyncStatus
+    id: strawberry.ID
+    version: int | None
+    data: JSON | None
+    conflict_id: strawberry.ID | None
+    error: SyncError | None
+    warnings: list[SyncError]
+
+
+@strawberry.type
+class SyncPushResult:
+    last_mutation_id: int
+    results: list[SyncMutationResult]
+
+
+def _request_error(e: SyncRequestError) -> GraphQLError:
+    return GraphQLError(e.message, extensions={"code": e.code, "retryable": e.retryable})
+
+
+def _err(e: object | None) -> SyncError | None:
+    if e is None:
+        return None
+    return SyncError(code=e.code, message=e.message, field=e.field, retryable=e.retryable)  # type: ignore[attr-defined]
+
+
+@strawberry.type
+class Conflict:
+    id: strawberry.ID
+    entity: str
+    record_id: strawberry.ID
+    rule: str
+    fields: list[str]
+    base: JSON | None
+    server: JSON | None
+    client: JSON | None
+    outcome: JSON | None
+    user_id: strawberry.ID
+    client_id: str | None
+    resolved: bool
+    resolution: str | None
+    created_at: str
+
+
+@strawberry.type
+class SyncQuery:
+    @strawberry.field(description="Changes in your scope since `cursor` (null: from scratch).")
+    async def sync_pull(self, info: Info, client_id: strawberry.ID, cursor: str | None = None,
+                        limit: int | None = None) -> SyncPullResult:
+        ctx = info.context
+        try:
+            async with ctx.db.write() as session:
+                out = await ctx.pull.pull(session, ctx.viewer, str(client_id), cursor, limit)
+        except SyncRequestError as e:
+            raise _request_error(e) from None
+        return SyncPullResult(
+            changes=[SyncChange(entity=c.entity, id=c.id, op=SyncOp(c.op), version=c.version,
+                                data=c.data) for c in out.changes],
+            cursor=out.cursor, has_more=out.has_more, reset=out.reset,
+            last_mutation_id=out.last_mutation_id)
+
+    @strawberry.field(description="Conflicts you caused, or your team's, newest first.")
+    async def conflicts(self, info: Info, resolved: bool | None = False,
+                        first: int = 50) -> list[Conflict]:
+        me = info.context.me
+        stmt = sa.select(ConflictRow).order_by(ConflictRow.created_at.desc()).limit(
+            max(0, min(first, info.context.max_page)))
+        keys = visible_keys(me)
+        if keys is not None:
+            stmt = stmt.where(sa.or_(ConflictRow.user_id.in_(team_ids(me)),
+                                     ConflictRow.scope_key.in_(keys)))
+        if resolved is not None:
+            stmt = stmt.where(ConflictRow.resolved.is_(resolved))
+        rows = (await info.context.session.execute(stmt)).scalars()
+        return [Conflict(id=str(r.id), entity=r.entity, record_id=str(r.row_id), rule=r.rule,
+                         fields=r.fields, base=r.base, server=r.server, client=r.client,
+                         outcome=r.outcome, user_id=str(r.user_id), client_id=r.client_id,
+                         resolved=r.resolved, resolution=r.resolution,
+                         created_at=r.created_at.isoformat()) for r in rows]
+
+
+@strawberry.type
+class SyncMutation:
+    @strawberry.mutation(description="Apply a batch of offline mutations exactly once.")
+    async def sync_push(self, info: Info, input: SyncPushInput) -> SyncPushResult:
+        ctx = info.context
+        req = PushIn(
+            client_id=str(input.client_id), protocol_version=input.protocol_version,
+            app_version=input.app_version,
+            mutations=[MutationIn(m.mutation_id, m.entity, m.op.value, str(m.id), m.base_version,
+                                  m.fields, m.client_time) for m in input.mutations])
+        try:
+            async with ctx.db.write() as session:
+                out = await ctx.push.push(session, ctx.viewer, req)
+        except SyncRequestError as e:
+            raise _request_error(e) from None
+        if ctx.notify is not None:
+            ctx.notify()
+        return SyncPushResult(last_mutation_id=out.last_mutation_id, results=[
+            SyncMutationResult(mutation_id=r.mutation_id, status=SyncStatus(r.status), id=r.id,
+                               version=r.version, data=r.data, conflict_id=r.conflict_id,
+                               error=_err(r.error), warnings=[_err(w) for w in r.warnings])  # type: ignore[misc]
+            for r in out.results])
+
+

@@ -1,0 +1,63 @@
+"""Order pricing and credit: pure functions over prefetched facts.
+
+Money is integer cents; discounts are basis points (1/100 of a percent). Line amounts
+round half-even once per line, so totals are reproducible on any client.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    id: uuid.UUID
+    active: bool
+    unit_price_cents: int
+    unit_cost_cents: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PriceFacts:
+    product_id: uuid.UUID
+    account_id: uuid.UUID | None
+    unit_price_cents: int | None
+    discount_bp: int | None
+    valid_from: date
+    valid_to: date | None
+
+
+def unit_price(product: ProductFacts, account_id: uuid.UUID, on: date,
+               entries: list[PriceFacts]) -> tuple[int, int]:
+    """(unit price, list discount in bp) for `product` at `account_id` on day `on`.
+
+    An account's own entry beats a general one; among equals the latest `valid_from`
+    wins; with no entry the product's list price applies.
+    """
+    valid = [e for e in entries
+             if e.product_id == product.id and e.valid_from <= on
+             and (e.valid_to is None or on < e.valid_to)
+             and e.account_id in (None, account_id)]
+    if not valid:
+        return product.unit_price_cents, 0
+    best = max(valid, key=lambda e: (e.account_id is not None, e.valid_from))
+    if best.unit_price_cents is not None:
+        return best.unit_price_cents, 0
+    return product.unit_price_cents, best.discount_bp or 0
+
+
+def line_total(quantity: int, unit_price_cents: int, discount_bp: int) -> int:
+    gross = Decimal(quantity) * Decimal(unit_price_cents)
+    net = gross * (Decimal(10_000 - discount_bp) / Decimal(10_000))
+    return int(net.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def credit_available(limit_cents: int, exposure_cents: int) -> int | None:
+    """Credit left, or None when the account has no credit line configured (limit 0)."""
+    if limit_cents <= 0:
+        return None
+    return limit_cents - exposure_cents

@@ -1,0 +1,235 @@
+"""Orders on the sync path: created offline with the device's id, validated and priced
+by the server, kept as `rejected` with the reason when a business rule fails."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schema.accounts.tables import Account
+from schema.billing.tables import Invoice
+from schema.catalog.tables import PriceEntry, Product
+from schema.enums import AccountStatus, InvoiceStatus, OrderStatus
+from schema.hooks import Hooks, principal_of
+from schema.identity.tables import User
+from schema.orders.pricing import PriceFacts, ProductFacts, credit_available, line_total, unit_price
+from schema.orders.tables import Order, OrderLine
+from sync.codec import TableCodec
+from sync.model import utcnow
+from sync.policies import WholeDocument
+from sync.registry import ChildSpec, EntitySpec, Registry, Rejection, Viewer
+
+#: Statuses whose totals count against the credit line until invoiced.
+EXPOSED = (OrderStatus.SUBMITTED, OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
+#: Statuses after which a rep can no longer change the order.
+LOCKED = (OrderStatus.CONFIRMED, OrderStatus.FULFILLED, OrderStatus.CANCELLED)
+REP_STATUSES = (OrderStatus.DRAFT, OrderStatus.SUBMITTED, OrderStatus.CANCELLED)
+
+LINE_CODEC = TableCodec(OrderLine.__table__, exclude=frozenset({"order_id", "unit_cost_cents"}))
+LINE_INPUT = frozenset({"id", "product_id", "quantity", "discount_bp"})
+
+
+@dataclass
+class OrderCtx:
+    accounts: dict[uuid.UUID, Mapping[str, Any]] = field(default_factory=dict)
+    products: dict[uuid.UUID, ProductFacts] = field(default_factory=dict)
+    prices: list[PriceFacts] = field(default_factory=list)
+    exposure: dict[uuid.UUID, int] = field(default_factory=dict)
+    max_discount_bp: int = 0
+
+
+def _parse_lines(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    lines = []
+    for i, item in enumerate(raw):
+        known = {k: v for k, v in item.items() if LINE_CODEC.by_wire.get(k) is not None}
+        try:
+            parsed = LINE_CODEC.parse({k: v for k, v in known.items()
+                                       if LINE_CODEC.by_wire[k].column in LINE_INPUT})
+        except ValueError as e:
+            raise Rejection("INVALID_FIELD", f"lines[{i}]: {e}", f"lines[{i}]") from None
+        if "product_id" not in parsed or "quantity" not in parsed:
+            raise Rejection("MISSING_FIELD", f"lines[{i}] needs productId and quantity",
+                            f"lines[{i}]")
+        if parsed["quantity"] <= 0:
+            raise Rejection("INVALID_QUANTITY", f"lines[{i}]: quantity must be above 0",
+                            f"lines[{i}].quantity")
+        if not 0 <= parsed.get("discount_bp", 0) <= 10_000:
+            raise Rejection("INVALID_DISCOUNT", f"lines[{i}]: discountBp must be 0..10000",
+                            f"lines[{i}].discountBp")
+        lines.append(parsed)
+    return lines
+
+
+class OrderHooks(Hooks):
+    async def prepare(self, session: AsyncSession, viewer: Viewer,
+                      rows: Sequence[Mapping[str, Any]]) -> OrderCtx:
+        ctx = OrderCtx()
+        account_ids = {r["account_id"] for r in rows if isinstance(r.get("account_id"), uuid.UUID)}
+        product_ids: set[uuid.UUID] = set()
+        for r in rows:
+            for line in r.get("_children") or ():
+                try:
+                    product_ids.add(uuid.UUID(str(line.get("productId"))))
+                except ValueError:
+                    pass
+        user = await session.get(User, viewer.user_id)
+        ctx.max_discount_bp = user.max_discount_bp if user else 0
+        if account_ids:
+            stmt = sa.select(Account.id, Account.credit_limit_cents, Account.status,
+                             Account.owner_id).where(Account.id.in_(account_ids))
+            if session.bind.dialect.name == "postgresql":
+                # Serialise credit checks per account: two parallel submits cannot both pass.
+                stmt = stmt.order_by(Account.id).with_for_update()
+            ctx.accounts = {r.id: r._mapping for r in await session.execute(stmt)}
+            ids_in_batch = [r["id"] for r in rows]
+            invoiced = sa.select(Invoice.order_id).where(Invoice.order_id.is_not(None))
+            unbilled = (
+                sa.select(Order.account_id, sa.func.sum(Order.total_cents))
+                .where(Order.account_id.in_(account_ids), Order.status.in_(EXPOSED),
+                       Order.deleted.is_(False), Order.id.not_in(ids_in_batch),
+                       Order.id.not_in(invoiced))
+                .group_by(Order.account_id)
+            )
+            open_ar = (
+                sa.select(Invoice.account_id, sa.func.sum(Invoice.amount_open_cents))
+                .where(Invoice.account_id.in_(account_ids), Invoice.status == InvoiceStatus.OPEN,
+                       Invoice.deleted.is_(False))
+                .group_by(Invoice.account_id)
+            )
+            for stmt2 in (unbilled, open_ar):
+                for acc, total in await session.execute(stmt2):
+                    ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
+        if product_ids:
+            for p in (await session.execute(sa.select(Product).where(Product.id.in_(product_ids)))).scalars():
+                ctx.products[p.id] = ProductFacts(p.id, p.active and not p.deleted,
+                                                  p.unit_price_cents, p.unit_cost_cents, p.name)
+            entries = sa.select(PriceEntry).where(
+                PriceEntry.product_id.in_(product_ids), PriceEntry.deleted.is_(False),
+                sa.or_(PriceEntry.account_id.is_(None), PriceEntry.account_id.in_(account_ids)))
+            ctx.prices = [PriceFacts(e.product_id, e.account_id, e.unit_price_cents, e.discount_bp,
+                                     e.valid_from, e.valid_to)
+                          for e in (await session.execute(entries)).scalars()]
+        return ctx
+
+    def defaults(self, viewer: Viewer, values: dict[str, Any]) -> dict[str, Any]:
+        values.setdefault("status", OrderStatus.SUBMITTED)
+        values.setdefault("order_date", utcnow().date())
+        values["rep_id"] = viewer.user_id
+        return values
+
+    def on_create(self, viewer: Viewer, values: dict[str, Any], ctx: OrderCtx) -> dict[str, Any]:
+        if "_children" not in values or values["_children"] is None:
+            values["_children"] = []
+        return self._evaluate(viewer, None, values, ctx)
+
+    def on_update(self, viewer: Viewer, current: Mapping[str, Any], merged: dict[str, Any],
+                  ctx: OrderCtx) -> dict[str, Any]:
+        if merged["account_id"] != current["account_id"]:
+            raise Rejection("IMMUTABLE_FIELD", "an order cannot move to another account; "
+                            "cancel it and create a new one", "accountId")
+        if not viewer.privileged and current["status"] in LOCKED:
+            raise Rejection("ORDER_LOCKED", f"the order is already {current['status'].value}; "
+                            "it can no longer be changed from the field")
+        return self._evaluate(viewer, current, merged, ctx)
+
+    def on_delete(self, viewer: Viewer, current: Mapping[str, Any], ctx: OrderCtx) -> None:
+        if not viewer.privileged and current["status"] not in (OrderStatus.DRAFT, OrderStatus.REJECTED):
+            raise Rejection("ORDER_LOCKED", "only draft or rejected orders can be deleted; "
+                            "cancel a submitted order instead")
+
+    def _evaluate(self, viewer: Viewer, current: Mapping[str, Any] | None,
+                  row: dict[str, Any], ctx: OrderCtx) -> dict[str, Any]:
+        status = OrderStatus(row["status"])
+        if status is OrderStatus.REJECTED and current is not None:
+            status = OrderStatus(current["status"])  # echo of the server's verdict
+        if not viewer.privileged and status not in REP_STATUSES:
+            raise Rejection("INVALID_STATUS", f"an order can be sent as DRAFT, SUBMITTED or "
+                            f"CANCELLED, not {status.name}", "status")
+        account = ctx.accounts.get(row["account_id"])
+        if account is None:
+            raise Rejection("NOT_FOUND", "no such account in your scope", "accountId")
+        raw = row.pop("_children", None)
+        now = row.pop("_current_children", None) or []
+        lines = _parse_lines(raw) if raw is not None else [
+            {k: c[k] for k in ("id", "product_id", "quantity", "discount_bp")} for c in now]
+        problems: list[tuple[str, str, str | None]] = []
+        subtotal = discount = total = cost = 0
+        priced: list[dict[str, Any]] = []
+        for i, line in enumerate(lines):
+            product = ctx.products.get(line["product_id"])
+            if product is None:
+                raise Rejection("NOT_FOUND", f"lines[{i}]: unknown product",
+                                f"lines[{i}].productId")
+            price, list_disc = unit_price(product, row["account_id"], row["order_date"], ctx.prices)
+            manual = int(line.get("discount_bp") or 0)
+            disc = max(list_disc, manual)
+            if manual > max(list_disc, ctx.max_discount_bp) and not viewer.privileged:
+                problems.append(("DISCOUNT_TOO_HIGH", f"lines[{i}]: a {manual / 100:.2f}% discount "
+                                 f"exceeds your limit of {ctx.max_discount_bp / 100:.2f}%",
+                                 f"lines[{i}].discountBp"))
+            if not product.active:
+                problems.append(("PRODUCT_INACTIVE", f"lines[{i}]: {product.name} is no longer "
+                                 "sold", f"lines[{i}].productId"))
+            gross = line["quantity"] * price
+            amount = line_total(line["quantity"], price, disc)
+            subtotal += gross
+            discount += gross - amount
+            total += amount
+            cost += line["quantity"] * product.unit_cost_cents
+            priced.append({
+                "id": line.get("id") or uuid.uuid5(row["id"], str(i)), "line_no": i + 1,
+                "product_id": product.id, "quantity": line["quantity"], "unit_price_cents": price,
+                "discount_bp": disc, "line_total_cents": amount,
+                "unit_cost_cents": product.unit_cost_cents,
+            })
+        row.update(subtotal_cents=subtotal, discount_cents=discount, total_cents=total,
+                   cost_cents=cost, _children=priced)
+        if status is OrderStatus.SUBMITTED:
+            if not priced:
+                problems.append(("NO_LINES", "an order needs at least one line", "lines"))
+            if account["status"] is not AccountStatus.ACTIVE and account["status"] != "active":
+                problems.append(("ACCOUNT_ON_HOLD", "the account is on hold or inactive; "
+                                 "call the back office", "accountId"))
+            left = credit_available(account["credit_limit_cents"],
+                                    ctx.exposure.get(row["account_id"], 0))
+            if left is not None and total > left:
+                problems.append(("CREDIT_LIMIT_EXCEEDED", f"order total {total / 100:.2f} exceeds "
+                                 f"the credit still available ({max(left, 0) / 100:.2f}); take a "
+                                 "smaller order or ask for a credit review", None))
+        if problems:
+            code, message, fld = problems[0]
+            if len(problems) > 1:
+                message += f" (and {len(problems) - 1} more problem(s))"
+            row.update(status=OrderStatus.REJECTED, status_reason_code=code,
+                       status_reason=message)
+            raise Rejection(code, message, fld, keep=row)
+        row.update(status=status, status_reason_code=None, status_reason=None)
+        if status is OrderStatus.SUBMITTED:
+            ctx.exposure[row["account_id"]] = ctx.exposure.get(row["account_id"], 0) + total
+            if current is None or current["status"] is not OrderStatus.SUBMITTED:
+                row["submitted_at"] = utcnow()
+            if not row.get("number"):
+                row["number"] = f"SO-{row['order_date'].year}-{row['id'].hex[-10:].upper()}"
+        if status is OrderStatus.CONFIRMED and not row.get("confirmed_at"):
+            row["confirmed_at"] = utcnow()
+        return row
+
+
+def register(registry: Registry) -> None:
+    registry.register(EntitySpec(
+        name="order", model=Order, policy=WholeDocument(), hooks=OrderHooks(),
+        scope_of=lambda r: r["account_id"],
+        server_columns=frozenset({
+            "number", "rep_id", "status_reason_code", "status_reason", "subtotal_cents",
+            "discount_cents", "total_cents", "cost_cents", "submitted_at", "confirmed_at",
+        }),
+        private_columns=frozenset({"cost_cents"}),
+        child=ChildSpec("lines", OrderLine.__table__, "order_id", "line_no", LINE_CODEC),
+        accept_after_move=True,
+    ))
+

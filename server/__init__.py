@@ -1,0 +1,1 @@
+"""fieldsync's host: Starlette app, settings, authentication, CLI and database engine."""

@@ -1,0 +1,162 @@
+"""The Starlette application: GraphQL (with the offline explorer), health and readiness.
+
+`create_app(settings)` builds it; the engine, units of work and sync engines live in
+the lifespan state, so several app instances (tests, workers) never share globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import GraphQLError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.extensions import MaskErrors
+
+from schema.context import Context
+from schema.graphql.root import build_schema
+from schema.registry import registry
+from server.auth import authenticate
+from server.db import Database, create_engine
+from server.explorer import explorer_html, static_routes
+from server.settings import Settings
+from server.tokens import TokenService
+from sync.cursor import CursorCodec
+from sync.hlc import HybridClock
+from sync.pull import PullEngine, PullLimits
+from sync.push import Limits, PushEngine
+
+log = logging.getLogger("fieldsync")
+
+DEFAULT_QUERY = """# Welcome to fieldsync. Sign in first:
+#   mutation { login(email: "manager1@example.com", password: "demo-password") {
+#     ... on LoginSuccess { accessToken } ... on AuthError { code message } } }
+# then put {"Authorization": "Bearer <accessToken>"} in the Headers tab below.
+query MyTeamsAccounts {
+  me { email role }
+  accounts(first: 5, sort: NAME) {
+    totalCount
+    edges { node { name tier city creditLimitCents balanceCents owner { fullName }
+      orders(first: 3) { orderDate status totalCents } } }
+  }
+}
+"""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    tokens: TokenService
+    push: PushEngine
+    pull: PullEngine
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return False
+    log.error("unexpected error in a resolver", exc_info=original)
+    return True
+
+
+class FieldsyncGraphQL(GraphQL[Context, None]):
+    def __init__(self, services: Services) -> None:
+        super().__init__(build_schema([MaskErrors(should_mask_error=_should_mask)]),
+                         graphql_ide="graphiql")
+        self.services = services
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(explorer_html(DEFAULT_QUERY))
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        s = self.services
+        stack: AsyncExitStack = request.scope["fieldsync.stack"]
+        session = await stack.enter_async_context(s.db.read())
+        principal, error = await authenticate(session, s.tokens,
+                                              request.headers.get("authorization"))
+        client = request.client.host if request.client else "unknown"
+        return Context(
+            db=s.db, tokens=s.tokens, push=s.push, pull=s.pull, principal=principal,
+            auth_error=error, client_address=client, max_page=s.settings.graphql_max_page,
+            session=session, request=request, response=response,
+            login_limits=(s.settings.login_max_failures, s.settings.login_window_seconds),
+        )
+
+
+class _WithUnitOfWorkStack:
+    """Gives each GraphQL request an exit stack that closes its read session."""
+
+    def __init__(self, app: FieldsyncGraphQL) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with AsyncExitStack() as stack:
+            scope["fieldsync.stack"] = stack
+            await self.app(scope, receive, send)
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(create_engine(settings))
+    node = f"{socket.gethostname()[:16]}-{os.getpid()}"
+    clock = HybridClock(node, settings.sync_max_clock_skew_seconds * 1000)
+    push = PushEngine(registry, clock, Limits(max_batch=settings.sync_max_batch,
+                                             max_clock_skew_ms=settings.sync_max_clock_skew_seconds * 1000))
+    pull = PullEngine(registry, CursorCodec(settings.jwt_secret.encode() + b"/cursor"),
+                      PullLimits(settings.sync_default_page, settings.sync_max_page))
+    return Services(settings, db, TokenService(settings), push, pull)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    services = build_services(settings)
+    graphql = FieldsyncGraphQL(services)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await services.db.dispose()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            async with services.db.read() as session:
+                await session.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready", never a 500
+            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__},
+                                status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    routes = [
+        Route("/graphql", _WithUnitOfWorkStack(graphql), methods=["GET", "POST"]),
+        Route("/healthz", healthz), Route("/readyz", readyz),
+        *static_routes(),
+    ]
+    middleware = []
+    if settings.cors_origin_list:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
+                                     allow_methods=["GET", "POST"],
+                                     allow_headers=["authorization", "content-type"]))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.services = services
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: `uvicorn --factory server.app:app_from_env`."""
+    return create_app(Settings.from_env())

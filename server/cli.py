@@ -1,0 +1,149 @@
+"""The `fieldsync` command: serve, db upgrade, seed, user create, schema export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_LOGINS = ("admin@example.com", "manager1@example.com", "rep1@example.com")
+
+
+def alembic_config(settings: Settings) -> object:
+    from alembic.config import Config
+
+    from server.db import sync_url
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "alembic"))
+    cfg.set_main_option("sqlalchemy.url", sync_url(settings.database_url).replace("%", "%%"))
+    return cfg
+
+
+def db_upgrade(settings: Settings) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(settings), "head")  # type: ignore[arg-type]
+
+
+async def _is_empty(settings: Settings) -> bool:
+    from schema.identity.tables import User
+    from server.db import Database, create_engine
+
+    db = Database(create_engine(settings))
+    try:
+        async with db.read() as session:
+            count = (await session.execute(sa.select(sa.func.count()).select_from(User))).scalar_one()
+    finally:
+        await db.dispose()
+    return count == 0
+
+
+async def _seed(settings: Settings, size: str, seed: int, patterns: Path | None) -> None:
+    from schema.seed.loader import seed_demo
+    from server.db import Database, create_engine
+
+    db = Database(create_engine(settings))
+    try:
+        summary = await seed_demo(db, size=size, seed=seed, patterns_path=patterns)
+    finally:
+        await db.dispose()
+    print(f"seeded: {summary}", file=sys.stderr)
+
+
+async def _create_user(settings: Settings, email: str, name: str, role: str,
+                       manager: str | None) -> None:
+    from schema.enums import Role
+    from schema.identity.service import create_user, user_by_email
+    from server.db import Database, create_engine
+
+    password = getpass.getpass("password: ")
+    if len(password) < 10:
+        raise SystemExit("passwords need at least 10 characters")
+    db = Database(create_engine(settings))
+    try:
+        async with db.write() as session:
+            manager_id = None
+            if manager:
+                boss = await user_by_email(session, manager)
+                if boss is None:
+                    raise SystemExit(f"no user {manager}")
+                manager_id = boss.id
+            await create_user(session, email=email, full_name=name, password=password,
+                              role=Role(role), manager_id=manager_id)
+    finally:
+        await db.dispose()
+    print(f"created {role} {email}")
+
+
+def export_schema() -> str:
+    from schema.graphql.root import build_schema
+
+    return str(build_schema()) + "\n"
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, demo: bool) -> None:
+    import uvicorn
+
+    db_upgrade(settings)
+    if demo and asyncio.run(_is_empty(settings)):
+        print("first run: loading the demo data set…", file=sys.stderr)
+        asyncio.run(_seed(settings, "small", 42, Path("demo-patterns.json")))
+    print(f"\n  fieldsync explorer: http://{host}:{port}/graphql")
+    if demo:
+        print("  demo logins (password: demo-password): " + ", ".join(DEMO_LOGINS)
+              + " (managers 1-2, reps 1-6)\n")
+    uvicorn.run("server.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="fieldsync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the server (migrates first)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--demo", action="store_true", help="seed the demo data on first run")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    s = sub.add_parser("seed", help="load a synthetic data set")
+    s.add_argument("--demo", action="store_true", required=True)
+    s.add_argument("--size", choices=["small", "medium", "large"], default="small")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--patterns", type=Path, default=Path("demo-patterns.json"))
+    u = sub.add_parser("user", help="manage users")
+    u.add_argument("action", choices=["create"])
+    u.add_argument("--email", required=True)
+    u.add_argument("--name", required=True)
+    u.add_argument("--role", choices=["rep", "manager", "admin"], required=True)
+    u.add_argument("--manager", help="the manager's email (for reps)")
+    e = sub.add_parser("schema", help="GraphQL schema")
+    e.add_argument("action", choices=["export"])
+    e.add_argument("--output", type=Path, default=ROOT / "schema.graphql")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    if args.command == "serve":
+        serve(settings, args.host, args.port, args.workers, args.demo)
+    elif args.command == "db":
+        db_upgrade(settings)
+    elif args.command == "seed":
+        db_upgrade(settings)
+        asyncio.run(_seed(settings, args.size, args.seed, args.patterns))
+    elif args.command == "user":
+        asyncio.run(_create_user(settings, args.email, args.name, args.role, args.manager))
+    elif args.command == "schema":
+        args.output.write_text(export_schema())
+        print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

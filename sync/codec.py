@@ -1,0 +1,195 @@
+"""Column values ⇄ JSON wire values, derived from a table's columns.
+
+Wire names are the camelCase column names, which are also the GraphQL field names.
+Enum values travel as their GraphQL names (upper case).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class CodecError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _parse_uuid(v: Any) -> uuid.UUID:
+    if isinstance(v, uuid.UUID):
+        return v
+    if not isinstance(v, str):
+        raise ValueError("expected a UUID string")
+    return uuid.UUID(v)
+
+
+def _parse_date(v: Any) -> date:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    if not isinstance(v, str):
+        raise ValueError("expected an ISO date string YYYY-MM-DD")
+    return date.fromisoformat(v)
+
+
+def parse_datetime(v: Any) -> datetime:
+    if isinstance(v, datetime):
+        parsed = v
+    elif isinstance(v, str):
+        parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    else:
+        raise ValueError("expected an ISO 8601 timestamp")
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs a time zone (e.g. a trailing Z)")
+    return parsed.astimezone(UTC)
+
+
+def _format_datetime(v: datetime) -> str:
+    return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        raise ValueError("expected an integer")
+    return v
+
+
+def _parse_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("expected a number")
+    return float(v)
+
+
+def _parse_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("expected true or false")
+    return v
+
+
+def _parse_str(max_length: int | None) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError("expected a string")
+        if max_length is not None and len(v) > max_length:
+            raise ValueError(f"at most {max_length} characters")
+        return v
+
+    return parse
+
+
+def _enum_codec(enum_cls: type[enum.Enum]) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    names = ", ".join(m.name for m in enum_cls)
+
+    def parse(v: Any) -> Any:
+        if isinstance(v, enum_cls):
+            return v
+        if isinstance(v, str):
+            if v in enum_cls.__members__:
+                return enum_cls[v]
+            try:
+                return enum_cls(v.lower())
+            except ValueError:
+                pass
+        raise ValueError(f"expected one of {names}")
+
+    def dump(v: Any) -> Any:
+        return enum_cls(v).name
+
+    return parse, dump
+
+
+@dataclass(frozen=True)
+class FieldCodec:
+    column: str
+    wire: str
+    parse: Callable[[Any], Any]
+    dump: Callable[[Any], Any]
+    nullable: bool
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def codec_for(column: sa.Column[Any]) -> FieldCodec:
+    t = column.type
+    if isinstance(t, sa.types.TypeDecorator):
+        t = t.impl  # AutoString, UTCDateTime: decide by what they store
+    parse: Callable[[Any], Any]
+    dump: Callable[[Any], Any] = _identity
+    if isinstance(t, sa.Enum) and t.enum_class is not None:
+        parse, dump = _enum_codec(t.enum_class)
+    elif isinstance(t, sa.Uuid):
+        parse, dump = _parse_uuid, str
+    elif isinstance(t, sa.Boolean):
+        parse = _parse_bool
+    elif isinstance(t, sa.Integer):
+        parse = _parse_int
+    elif isinstance(t, sa.Float):
+        parse = _parse_float
+    elif isinstance(t, sa.Date):
+        parse, dump = _parse_date, date.isoformat
+    elif isinstance(t, sa.DateTime):
+        parse, dump = parse_datetime, _format_datetime
+    elif isinstance(t, sa.String):
+        parse = _parse_str(t.length)
+    elif isinstance(t, sa.JSON):
+        parse = _identity
+    else:  # pragma: no cover - a new column type must choose its codec deliberately
+        raise TypeError(f"no wire codec for {column.table.name}.{column.name}: {t!r}")
+    return FieldCodec(column.name, camel(column.name), parse, dump, bool(column.nullable))
+
+
+class TableCodec:
+    """Encodes rows of one table to wire dicts and decodes wire dicts to column values."""
+
+    def __init__(self, table: sa.Table, exclude: frozenset[str] = frozenset()) -> None:
+        self.table = table
+        self.fields = [codec_for(c) for c in table.columns if c.name not in exclude]
+        self.by_wire = {f.wire: f for f in self.fields}
+        self.by_column = {f.column: f for f in self.fields}
+
+    def dump(self, row: Any, omit: frozenset[str] = frozenset()) -> dict[str, Any]:
+        get = row.__getitem__ if isinstance(row, dict) else row._mapping.__getitem__
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if f.column in omit:
+                continue
+            v = get(f.column)
+            out[f.wire] = None if v is None else f.dump(v)
+        return out
+
+    def dump_value(self, column: str, value: Any) -> Any:
+        return None if value is None else self.by_column[column].dump(value)
+
+    def parse(self, data: dict[str, Any], allowed: frozenset[str] | None = None) -> dict[str, Any]:
+        """Wire dict → column values. Unknown or disallowed fields raise CodecError."""
+        out: dict[str, Any] = {}
+        for wire, value in data.items():
+            f = self.by_wire.get(wire)
+            if f is None or (allowed is not None and f.column not in allowed):
+                raise CodecError(wire, f"unknown or read-only field '{wire}'")
+            if value is None:
+                if not f.nullable:
+                    raise CodecError(wire, f"'{wire}' may not be null")
+                out[f.column] = None
+                continue
+            try:
+                out[f.column] = f.parse(value)
+            except (ValueError, TypeError) as exc:
+                raise CodecError(wire, f"'{wire}': {exc}") from None
+        return out

@@ -1,0 +1,208 @@
+"""Pull: the changes a caller may see since their cursor, in commit order, paged.
+
+Three sources feed a page, all in one ordered stream:
+- the change log (`sync_change`), filtered to keys the caller can read now or could read
+  before (so rows that left their scope come back as EVICT);
+- a backfill of every current row under a key that *entered* the caller's scope (an
+  account reassigned to them) — and, for a first sync, under every key they can read;
+- an eviction of every row under a key that left their scope.
+Sequence numbers are gap-free in commit order (see `sync.writer.allocate_seqs`), so a
+cursor never skips a change that commits late.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.cursor import CursorCodec, Position
+from sync.model import utcnow
+from sync.protocol import ChangeOut, PullOut
+from sync.push import claim_client
+from sync.registry import EntitySpec, Registry, Viewer
+from sync.tables import Change, Client, LogHead, ScopeKey
+
+
+@dataclass
+class PullLimits:
+    default_page: int = 500
+    max_page: int = 1000
+
+
+class PullEngine:
+    def __init__(self, registry: Registry, cursors: CursorCodec, limits: PullLimits | None = None) -> None:
+        self.registry = registry
+        self.cursors = cursors
+        self.limits = limits or PullLimits()
+
+    async def pull(self, session: AsyncSession, viewer: Viewer, client_id: str,
+                   cursor: str | None, limit: int | None) -> PullOut:
+        client = await claim_client(session, client_id, viewer.user_id, lock=False)
+        size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
+        head, horizon = (await session.execute(
+            sa.select(LogHead.last_seq, LogHead.horizon_seq).where(LogHead.id == 1))).one()
+        reset = False
+        if cursor:
+            pos = self.cursors.decode(cursor, client_id)
+            if pos.seq < horizon:
+                # Older than tombstone retention: a silent gap is never an option.
+                reset, pos = True, Position(seq=head, phase="b", key="*")
+        else:
+            pos = Position(seq=head, phase="b", key="*")
+        page = _Page(self.registry, viewer, session)
+        more = True
+        while len(page.out) < size:
+            if pos.phase is not None:
+                pos = await page.run_phase(pos, size - len(page.out))
+                continue
+            pos, more = await page.incremental(pos, head, size - len(page.out))
+            if not more and pos.phase is None:
+                break
+        has_more = pos.phase is not None or more
+        await _touch(session, client, pos.seq)
+        return PullOut(page.out, self.cursors.encode(pos, client_id), has_more, reset,
+                       client.last_mutation_id)
+
+
+async def _touch(session: AsyncSession, client: Client, seq: int) -> None:
+    await session.execute(
+        sa.update(Client).where(Client.id == client.id)
+        .values(last_pull_at=utcnow(), last_pull_seq=seq)
+    )
+
+
+class _Page:
+    def __init__(self, registry: Registry, viewer: Viewer, session: AsyncSession) -> None:
+        self.registry = registry
+        self.viewer = viewer
+        self.session = session
+        self.out: list[ChangeOut] = []
+
+    def _in_scope(self, column: Any) -> Any:
+        return sa.true() if self.viewer.keys is None else column.in_(self.viewer.keys)
+
+    async def _visible(self, keys: set[uuid.UUID]) -> set[uuid.UUID]:
+        if not keys:
+            return set()
+        stmt = sa.select(ScopeKey.key).where(ScopeKey.key.in_(keys), self._in_scope(ScopeKey.key))
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def _children(self, spec: EntitySpec, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        out: dict[uuid.UUID, list[Any]] = {i: [] for i in ids}
+        if spec.child is None or not ids:
+            return out
+        ch = spec.child
+        rows = await self.session.execute(
+            sa.select(ch.table).where(ch.table.c[ch.parent_column].in_(ids))
+            .order_by(ch.table.c[ch.order_by]))
+        for r in rows.mappings():
+            out[r[ch.parent_column]].append(r)
+        return out
+
+    # -- backfill and eviction of a key ---------------------------------------------------
+
+    async def run_phase(self, pos: Position, room: int) -> Position:
+        specs = self.registry.specs
+        entity, after = pos.entity, pos.after
+        while entity < len(specs) and room > 0:
+            spec = specs[entity]
+            t = spec.table
+            stmt = sa.select(t).order_by(t.c.id).limit(room)
+            if pos.key == "*":
+                stmt = stmt.where(self._in_scope(t.c.scope_key), t.c.deleted.is_(False))
+            else:
+                stmt = stmt.where(t.c.scope_key == uuid.UUID(hex=pos.key))
+                if pos.phase == "b":
+                    stmt = stmt.where(t.c.deleted.is_(False))
+            if after:
+                stmt = stmt.where(t.c.id > uuid.UUID(hex=after))
+            rows = list((await self.session.execute(stmt)).mappings())
+            if pos.phase == "b":
+                kids = await self._children(spec, [r["id"] for r in rows])
+                self.out.extend(
+                    ChangeOut(spec.name, str(r["id"]), "UPSERT", r["version"],
+                              spec.dump(r, kids[r["id"]], self.viewer)) for r in rows)
+            else:
+                self.out.extend(ChangeOut(spec.name, str(r["id"]), "EVICT", r["version"], None)
+                                for r in rows)
+            room -= len(rows)
+            if room > 0:
+                entity, after = entity + 1, None
+            else:
+                after = rows[-1]["id"].hex if rows else after
+        if entity >= len(specs):
+            return Position(seq=pos.seq)
+        return Position(seq=pos.seq, phase=pos.phase, key=pos.key, entity=entity, after=after)
+
+    # -- the change log ---------------------------------------------------------------------
+
+    async def incremental(self, pos: Position, head: int, room: int) -> tuple[Position, bool]:
+        stmt = (
+            sa.select(Change.seq, Change.entity, Change.row_id, Change.op, Change.scope_key,
+                      Change.prev_scope_key)
+            .where(Change.seq > pos.seq, Change.seq <= head)
+            .order_by(Change.seq).limit(room)
+        )
+        if self.viewer.keys is not None:
+            stmt = stmt.where(sa.or_(Change.scope_key.in_(self.viewer.keys),
+                                     Change.prev_scope_key.in_(self.viewer.keys)))
+        rows = list((await self.session.execute(stmt)).all())
+        if not rows:
+            return Position(seq=head), False
+        batch: list[Any] = []
+        for r in rows:
+            if r.op != "move":
+                batch.append(r)
+                continue
+            await self._emit(batch)
+            batch = []
+            key = r.row_id
+            vis = await self._visible({key, r.prev_scope_key})
+            now_in, was_in = key in vis, r.prev_scope_key in vis
+            if now_in and not was_in:
+                return Position(seq=r.seq, phase="b", key=key.hex), True
+            if was_in and not now_in:
+                return Position(seq=r.seq, phase="e", key=key.hex), True
+        await self._emit(batch)
+        return Position(seq=rows[-1].seq), len(rows) == room
+
+    async def _emit(self, changes: list[Any]) -> None:
+        if not changes:
+            return
+        last: dict[tuple[str, uuid.UUID], int] = {}
+        for i, c in enumerate(changes):
+            last[(c.entity, c.row_id)] = i
+        by_entity: dict[str, set[uuid.UUID]] = {}
+        for entity, row_id in last:
+            by_entity.setdefault(entity, set()).add(row_id)
+        current: dict[tuple[str, uuid.UUID], Any] = {}
+        kids: dict[tuple[str, uuid.UUID], list[Any]] = {}
+        for entity, ids in by_entity.items():
+            spec = self.registry.get(entity)
+            if spec is None:
+                continue
+            t = spec.table
+            visible = self._in_scope(t.c.scope_key).label("_visible")
+            for r in (await self.session.execute(sa.select(t, visible).where(t.c.id.in_(ids)))).mappings():
+                current[(entity, r["id"])] = r
+            live = [i for i in ids if (entity, i) in current and not current[(entity, i)]["deleted"]]
+            for parent, rows in (await self._children(spec, live)).items():
+                kids[(entity, parent)] = rows
+        for i, c in enumerate(changes):
+            k = (c.entity, c.row_id)
+            if last[k] != i or k not in current:
+                continue
+            row, spec = current[k], self.registry[c.entity]
+            if not row["_visible"]:
+                self.out.append(ChangeOut(c.entity, str(c.row_id), "EVICT", row["version"], None))
+            elif row["deleted"]:
+                self.out.append(ChangeOut(c.entity, str(c.row_id), "DELETE", row["version"], None))
+            else:
+                data = spec.dump({k2: v for k2, v in row.items() if k2 != "_visible"},
+                                 kids.get(k), self.viewer)
+                self.out.append(ChangeOut(c.entity, str(c.row_id), "UPSERT", row["version"], data))

@@ -1,0 +1,631 @@
+"""Push: apply a client's batch of offline mutations exactly once, in order.
+
+Per client, mutation ids run 1, 2, 3…; the last processed id is stored with the
+mutation's effects in one transaction. A re-sent id replays its stored result, a gap
+applies nothing, and a mutation refused by a business rule is REJECTED but still
+advances the counter, so one bad write never wedges a device's outbox.
+
+Everything is decided in memory against rows prefetched with a few statements, then
+written by one `flush()` (bulk statements) — the push path costs a handful of
+statements per batch, not per mutation.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.codec import CodecError, parse_datetime
+from sync.hlc import HybridClock
+from sync.model import new_id, utcnow
+from sync.policies import History, Merge
+from sync.protocol import (
+    PROTOCOL_VERSIONS,
+    MutationIn,
+    MutationOut,
+    PushIn,
+    PushOut,
+    SyncError,
+    SyncRequestError,
+)
+from sync.registry import SYSTEM_COLUMNS, EntitySpec, Registry, Rejection, Viewer
+from sync.tables import Change, Client, Conflict, MutationResult, ScopeKey
+from sync.writer import ChangeSet, RowWrite, ScopeMove, flush
+
+log = logging.getLogger("fieldsync.sync")
+
+
+@dataclass
+class Limits:
+    max_batch: int = 500
+    max_clock_skew_ms: int = 300_000
+
+
+@dataclass
+class _Parsed:
+    m: MutationIn
+    spec: EntitySpec
+    row_id: uuid.UUID
+    values: dict[str, Any]
+    children: list[dict[str, Any]] | None
+    hlc: str
+    warnings: list[SyncError]
+
+
+@dataclass
+class _State:
+    """Rows as this batch sees them: prefetched, then updated by earlier mutations."""
+
+    rows: dict[tuple[str, uuid.UUID], dict[str, Any]] = field(default_factory=dict)
+    children: dict[tuple[str, uuid.UUID], list[dict[str, Any]]] = field(default_factory=dict)
+    pending: dict[tuple[str, uuid.UUID], list[tuple[int, dict[str, Any], str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    visible: set[uuid.UUID] = field(default_factory=set)
+    existing_keys: set[uuid.UUID] = field(default_factory=set)
+    moved_away: set[uuid.UUID] = field(default_factory=set)
+    ctx: dict[str, Any] = field(default_factory=dict)
+    history: dict[tuple[str, uuid.UUID], History] = field(default_factory=dict)
+
+
+def _reject(m: MutationIn, code: str, message: str, fld: str | None = None,
+            data: dict[str, Any] | None = None) -> MutationOut:
+    return MutationOut(m.mutation_id, "REJECTED", m.id, None, data, None,
+                       SyncError(code, message, fld, False))
+
+
+class PushEngine:
+    def __init__(self, registry: Registry, clock: HybridClock, limits: Limits | None = None) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.limits = limits or Limits()
+
+    # -- entry points ---------------------------------------------------------------
+
+    async def push(self, session: AsyncSession, viewer: Viewer, req: PushIn) -> PushOut:
+        """Apply a device's batch. The caller's unit of work commits it as a whole."""
+        if req.protocol_version not in PROTOCOL_VERSIONS:
+            raise SyncRequestError(
+                "UNSUPPORTED_PROTOCOL",
+                f"protocolVersion {req.protocol_version} is not supported (supported: "
+                f"{sorted(PROTOCOL_VERSIONS)}); update the app",
+            )
+        if not req.client_id or len(req.client_id) > 128:
+            raise SyncRequestError("INVALID_CLIENT_ID", "clientId must be 1 to 128 characters")
+        if len(req.mutations) > self.limits.max_batch:
+            raise SyncRequestError(
+                "BATCH_TOO_LARGE",
+                f"{len(req.mutations)} mutations in one push; at most {self.limits.max_batch}",
+            )
+        client = await claim_client(session, req.client_id, viewer.user_id, lock=True)
+        if req.app_version:
+            client.app_version = req.app_version[:64]
+        client.protocol_version = req.protocol_version
+        last = client.last_mutation_id
+
+        seen = sorted({m.mutation_id for m in req.mutations if m.mutation_id <= last})
+        replay: dict[int, MutationOut] = {}
+        if seen:
+            rows = await session.execute(
+                sa.select(MutationResult.mutation_id, MutationResult.result).where(
+                    MutationResult.client_id == req.client_id,
+                    MutationResult.mutation_id.in_(seen),
+                )
+            )
+            replay = {mid: MutationOut.from_json(res) for mid, res in rows}
+
+        fresh: list[MutationIn] = []
+        expected = last + 1
+        results: dict[int, MutationOut] = {}
+        order: list[tuple[str, int]] = []
+        gap = False
+        for m in req.mutations:
+            if m.mutation_id <= last or any(f.mutation_id == m.mutation_id for f in fresh):
+                order.append(("replay", m.mutation_id))
+                continue
+            if gap or m.mutation_id != expected:
+                gap = True
+                results[m.mutation_id] = _reject(
+                    m, "MUTATION_GAP",
+                    f"expected mutationId {expected} next; nothing after the gap was applied",
+                )
+                order.append(("gap", m.mutation_id))
+                continue
+            fresh.append(m)
+            order.append(("fresh", m.mutation_id))
+            expected += 1
+
+        outs = await self.apply(session, viewer, fresh, client=client)
+        for out in outs:
+            results[out.mutation_id] = out
+
+        if fresh:
+            stored = []
+            for m, out in zip(fresh, outs, strict=True):
+                payload = out.to_json()
+                if out.status == "REJECTED":
+                    payload["submitted"] = m.fields  # kept so support can see what was refused
+                stored.append({
+                    "client_id": req.client_id, "mutation_id": m.mutation_id,
+                    "entity": m.entity[:64], "row_id": _uuid_or_nil(m.id), "status": out.status,
+                    "result": payload, "at": utcnow(),
+                })
+            await session.execute(sa.insert(MutationResult), stored)
+            client.last_mutation_id = fresh[-1].mutation_id
+            client.pending_rejections = sum(1 for o in outs if o.status == "REJECTED")
+        client.last_push_at = utcnow()
+
+        final: list[MutationOut] = []
+        for kind, mid in order:
+            if kind == "replay":
+                prior = replay.get(mid) or results.get(mid)
+                if prior is None:  # result aged out of retention: say so, never re-apply
+                    prior = MutationOut(mid, "APPLIED", "", None, None, None, None,
+                                        [SyncError("RESULT_EXPIRED", "already applied; its "
+                                                   "result is no longer stored")])
+                final.append(prior)
+            else:
+                final.append(results[mid])
+        return PushOut(client.last_mutation_id, final)
+
+    async def apply(
+        self, session: AsyncSession, viewer: Viewer, mutations: Sequence[MutationIn],
+        client: Client | None = None,
+    ) -> list[MutationOut]:
+        """Decide and write a sequence of mutations: the path GraphQL mutations take too."""
+        if not mutations:
+            return []
+        client_id = client.id if client else None
+        changes = ChangeSet(actor_id=viewer.user_id, client_id=client_id)
+        conflicts: list[dict[str, Any]] = []
+        parsed: list[_Parsed | MutationOut] = [self._parse(m, client_id) for m in mutations]
+        state = await self._prefetch(session, viewer, [p for p in parsed if isinstance(p, _Parsed)], client)
+        outs: list[MutationOut] = []
+        for p in parsed:
+            if isinstance(p, MutationOut):
+                outs.append(p)
+                continue
+            try:
+                out = self._decide(viewer, p, state, changes, conflicts, client_id)
+            except Rejection as r:
+                out = _reject(p.m, r.code, r.message, r.field, self._data(viewer, p, state))
+            except CodecError as e:
+                out = _reject(p.m, "INVALID_FIELD", e.message, e.field)
+            except Exception:  # a bug must not wedge the outbox: refuse this one, log it
+                ref = uuid.uuid4().hex[:12]
+                log.exception("mutation failed (ref %s, entity %s)", ref, p.m.entity)
+                out = _reject(p.m, "INTERNAL_ERROR", f"the server could not apply this "
+                              f"mutation (ref {ref}); it was not applied")
+            out.warnings.extend(p.warnings)
+            outs.append(out)
+        if conflicts:
+            await session.execute(sa.insert(Conflict), conflicts)
+        await flush(session, changes)
+        for name, ctx in state.ctx.items():
+            await self.registry[name].hooks.finish(session, ctx)
+        return outs
+
+    # -- parsing and prefetch ---------------------------------------------------------
+
+    def _parse(self, m: MutationIn, client_id: str | None) -> _Parsed | MutationOut:
+        spec = self.registry.get(m.entity)
+        if spec is None:
+            return _reject(m, "UNKNOWN_ENTITY", f"unknown entity '{m.entity}'", "entity")
+        try:
+            row_id = uuid.UUID(m.id)
+        except (ValueError, TypeError, AttributeError):
+            return _reject(m, "INVALID_ID", "id must be a UUID (UUIDv7 recommended)", "id")
+        if m.op not in ("CREATE", "UPDATE", "DELETE"):
+            return _reject(m, "INVALID_OP", f"unknown op '{m.op}'", "op")
+        fields = m.fields or {}
+        if not isinstance(fields, dict):
+            return _reject(m, "INVALID_FIELD", "fields must be a JSON object", "fields")
+        children = None
+        if spec.child is not None and spec.child.wire in fields:
+            raw = fields[spec.child.wire]
+            if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+                return _reject(m, "INVALID_FIELD", f"'{spec.child.wire}' must be a list of "
+                               "objects", spec.child.wire)
+            children = raw
+        server_wire = {spec.codec.by_column[c].wire for c in spec.server_columns | SYSTEM_COLUMNS
+                       if c in spec.codec.by_column}
+        # Echoed server-computed fields are ignored (clients often send whole documents).
+        sent = {k: v for k, v in fields.items()
+                if k not in server_wire and (spec.child is None or k != spec.child.wire)}
+        try:
+            values = spec.codec.parse(sent, allowed=spec.client_columns)
+        except CodecError as e:
+            return _reject(m, "INVALID_FIELD", e.message, e.field)
+        warnings: list[SyncError] = []
+        when = None
+        if m.client_time:
+            try:
+                when = parse_datetime(m.client_time)
+            except ValueError:
+                return _reject(m, "INVALID_FIELD", "clientTime must be ISO 8601 with a time "
+                               "zone", "clientTime")
+        st = self.clock.for_client(when, client_id or f"u{str(m.id)[:8]}")
+        if st.clamped_ms is not None:
+            warnings.append(SyncError(
+                "CLOCK_SKEW", f"device clock is {st.clamped_ms // 1000}s ahead of the server; "
+                "the edit was stamped with the server's time", "clientTime", False))
+        return _Parsed(m, spec, row_id, values, children, st.hlc if when else self.clock.now(),
+                       warnings)
+
+    async def _prefetch(self, session: AsyncSession, viewer: Viewer, items: list[_Parsed],
+                        client: Client | None) -> _State:
+        state = _State()
+        lock = session.bind.dialect.name == "postgresql"
+        by_spec: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for p in items:
+            by_spec[p.spec.name].append(p.row_id)
+        for name, ids in by_spec.items():
+            spec = self.registry[name]
+            stmt = sa.select(spec.table).where(spec.table.c.id.in_(sorted(set(ids))))
+            if lock:
+                stmt = stmt.order_by(spec.table.c.id).with_for_update()
+            for row in (await session.execute(stmt)).mappings():
+                state.rows[(name, row["id"])] = dict(row)
+            if spec.child is not None:
+                ch = spec.child
+                col = ch.table.c[ch.parent_column]
+                rows = await session.execute(
+                    sa.select(ch.table).where(col.in_(ids)).order_by(ch.table.c[ch.order_by]))
+                for row in rows.mappings():
+                    state.children.setdefault((name, row[ch.parent_column]), []).append(dict(row))
+
+        keys: set[uuid.UUID] = set()
+        for p in items:
+            cur = state.rows.get((p.spec.name, p.row_id))
+            if cur is not None:
+                keys.add(cur["scope_key"])
+            merged = {**(cur or {}), **p.values, "id": p.row_id}
+            for fn in (p.spec.scope_of, p.spec.holder_of):
+                try:
+                    key = fn(merged) if fn is not None else None
+                except (KeyError, TypeError):
+                    key = None
+                if key is not None:
+                    keys.add(key)
+            keys.add(viewer.user_id)
+        if keys:
+            found = sa.select(ScopeKey.key).where(ScopeKey.key.in_(keys))
+            state.existing_keys = set((await session.execute(found)).scalars())
+            if viewer.keys is not None:
+                found = found.where(ScopeKey.key.in_(viewer.keys))
+            state.visible = set((await session.execute(found)).scalars())
+            hidden = state.existing_keys - state.visible
+            if hidden and client is not None:
+                moved = await session.execute(
+                    sa.select(Change.row_id).where(
+                        Change.op == "move", Change.row_id.in_(hidden),
+                        Change.prev_scope_key == viewer.user_id,
+                        Change.seq > client.last_pull_seq,
+                    )
+                )
+                state.moved_away = set(moved.scalars())
+        for p in items:
+            cur = state.rows.get((p.spec.name, p.row_id))
+            if cur is None or p.m.op == "CREATE" or (
+                    p.m.base_version is not None and p.m.base_version >= cur["version"]):
+                continue
+            state.history[(p.spec.name, p.row_id)] = await self.history(
+                session, p.spec, p.row_id, p.m.base_version, cur,
+                client.id if client else None)
+        for name in by_spec:
+            spec = self.registry[name]
+            rows = [{**state.rows.get((name, p.row_id), {}), **p.values, "id": p.row_id,
+                     "_children": p.children}
+                    for p in items if p.spec.name == name]
+            state.ctx[name] = await spec.hooks.prepare(session, viewer, rows)
+        return state
+
+    async def history(self, session: AsyncSession, spec: EntitySpec, row_id: uuid.UUID,
+                      base_version: int | None, current: Mapping[str, Any],
+                      client_id: str | None) -> History:
+        """What others changed on a row after `base_version`, from the change log."""
+        rows = (await session.execute(
+            sa.select(Change.version, Change.prev, Change.hlc, Change.client_id)
+            .where(Change.entity == spec.name, Change.row_id == row_id,
+                   Change.version > (base_version or 0))
+            .order_by(Change.version)
+        )).all()
+        if base_version is None:
+            return History(known=False, latest_hlc=rows[-1].hlc if rows else "")
+        return _history_from(rows, base_version, client_id)
+
+    # -- deciding one mutation ------------------------------------------------------
+
+    def _data(self, viewer: Viewer, p: _Parsed, state: _State) -> dict[str, Any] | None:
+        key = (p.spec.name, p.row_id)
+        row = state.rows.get(key)
+        if row is None or row["scope_key"] not in state.visible:
+            return None
+        return p.spec.dump(row, state.children.get(key), viewer)
+
+    def _decide(self, viewer: Viewer, p: _Parsed, state: _State, changes: ChangeSet,
+                conflicts: list[dict[str, Any]], client_id: str | None) -> MutationOut:
+        m, spec = p.m, p.spec
+        key = (spec.name, p.row_id)
+        current = state.rows.get(key)
+        ctx = state.ctx.get(spec.name)
+
+        def may_write(scope: uuid.UUID) -> bool:
+            return scope in state.visible
+
+        if m.op == "CREATE" and current is not None and not current["deleted"] and may_write(
+                current["scope_key"]):
+            m = MutationIn(m.mutation_id, m.entity, "UPDATE", m.id, current["version"],
+                           m.fields, m.client_time)  # create of an existing row = update
+            p = _Parsed(m, spec, p.row_id, p.values, p.children, p.hlc, p.warnings)
+
+        if m.op == "CREATE":
+            if current is not None:
+                raise Rejection("ID_IN_USE", "this id is already in use; mint a new one", "id")
+            values = dict(p.values)
+            if not viewer.privileged:
+                values = {c: v for c, v in values.items() if c not in spec.restricted_columns}
+            values = spec.hooks.defaults(viewer, values)
+            values = spec.with_defaults(values)
+            values["id"] = p.row_id
+            if p.children is not None:
+                values["_children"] = p.children
+            try:
+                scope = spec.scope_of(values)
+            except (KeyError, TypeError):
+                raise Rejection("MISSING_FIELD", "a required reference is missing") from None
+            owner_key = spec.holder_of(values) if spec.holder_of is not None else scope
+            if owner_key is None and viewer.keys is None:
+                owner_key = scope
+                state.visible.add(scope)
+            if owner_key not in state.visible and not (
+                    spec.accept_after_move and owner_key in state.moved_away):
+                raise Rejection("NOT_FOUND", "the record this belongs to does not exist or "
+                                "is not in your scope")
+            kept: Rejection | None = None
+            try:
+                values = spec.hooks.on_create(viewer, values, ctx)
+            except Rejection as r:
+                if getattr(r, "keep", None) is None:
+                    raise
+                kept, values = r, r.keep  # type: ignore[attr-defined]
+            children = values.pop("_children", None)
+            values.pop("id", None)
+            scope = spec.scope_of({**values, "id": p.row_id})
+            changes.add(RowWrite(spec, p.row_id, "insert", values, None, 1, scope, None, p.hlc,
+                                 children), m.mutation_id)
+            row = {**values, "id": p.row_id, "version": 1, "scope_key": scope, "deleted": False}
+            self._remember(state, key, row, children, 1, {}, p.hlc, client_id)
+            if spec.holder_of is not None:
+                changes.add_key(p.row_id, spec.holder_of(row), spec.root_kind)
+                state.visible.add(p.row_id)
+                state.existing_keys.add(p.row_id)
+            lost = {c: v for c, v in p.values.items()
+                    if c in spec.restricted_columns and row.get(c) != v and not viewer.privileged}
+            conflict_id = self._conflict(
+                conflicts, viewer, spec, p, scope, "server-owns-field", lost, {}, None, row,
+                client_id) if lost else None
+            data = spec.dump(row, children, viewer)
+            if kept is not None:
+                return MutationOut(m.mutation_id, "REJECTED", m.id, 1, data, None,
+                                   SyncError(kept.code, kept.message, kept.field, False))
+            return MutationOut(m.mutation_id, "CONFLICT" if conflict_id else "APPLIED", m.id, 1,
+                               data, conflict_id)
+
+        if current is None:
+            if m.op == "DELETE":
+                return MutationOut(m.mutation_id, "APPLIED", m.id, None, None)
+            raise Rejection("NOT_FOUND", "no such record in your scope", "id")
+
+        scope = current["scope_key"]
+        if not may_write(scope):
+            if scope in state.moved_away:
+                cid = self._conflict(conflicts, viewer, spec, p, scope, "scope-moved",
+                                     dict(p.values), {}, current, current, client_id)
+                return MutationOut(m.mutation_id, "CONFLICT", m.id, current["version"], None, cid,
+                                   SyncError("SCOPE_MOVED", "this record was reassigned before "
+                                             "your edit arrived; it is kept for review", None,
+                                             False))
+            if m.op == "DELETE":
+                return MutationOut(m.mutation_id, "APPLIED", m.id, None, None)
+            raise Rejection("NOT_FOUND", "no such record in your scope", "id")
+
+        children_now = state.children.get(key)
+        if current["deleted"]:
+            if m.op == "DELETE":
+                return MutationOut(m.mutation_id, "APPLIED", m.id, current["version"], None)
+            cid = self._conflict(conflicts, viewer, spec, p, scope, "delete-wins",
+                                 dict(p.values), {}, current, current, client_id)
+            return MutationOut(m.mutation_id, "CONFLICT", m.id, current["version"], None, cid,
+                               SyncError("RECORD_DELETED", "the record was deleted on the "
+                                         "server; your edit is kept for review", None, False))
+
+        history = state.history.get(key) or History(known=True)
+        changed_by_others = m.base_version is not None and m.base_version < current["version"]
+        if m.op == "DELETE":
+            spec.hooks.on_delete(viewer, current, ctx)
+            if changed_by_others and history.changed:
+                cid = self._conflict(conflicts, viewer, spec, p, scope, "edit-beats-delete",
+                                     {"deleted": True}, {}, current, current, client_id)
+                return MutationOut(m.mutation_id, "CONFLICT", m.id, current["version"],
+                                   spec.dump(current, children_now, viewer), cid)
+            version = current["version"] + 1
+            changes.add(RowWrite(spec, p.row_id, "delete", {}, {"deleted": False}, version,
+                                 scope, None, p.hlc), m.mutation_id)
+            self._remember(state, key, {**current, "deleted": True, "version": version},
+                           children_now, version, {"deleted": False}, p.hlc, client_id)
+            return MutationOut(m.mutation_id, "APPLIED", m.id, version, None)
+
+        # UPDATE
+        incoming = dict(p.values)
+        lost_restricted: dict[str, Any] = {}
+        if not viewer.privileged:
+            for c in spec.restricted_columns & set(incoming):
+                v = incoming.pop(c)
+                if current.get(c) != v:
+                    lost_restricted[c] = v
+        pending = state.pending.get(key)
+        if pending and m.base_version is not None:
+            history = _merge_pending(history, pending, m.base_version, client_id)
+        merge: Merge = spec.policy.merge(current, incoming, p.hlc, history)
+        merged = {**current, **merge.values}
+        if p.children is not None:
+            merged["_children"] = p.children
+        elif spec.child is not None:
+            merged["_current_children"] = children_now
+        kept = None
+        try:
+            final = spec.hooks.on_update(viewer, current, merged, ctx)
+        except Rejection as r:
+            if getattr(r, "keep", None) is None:
+                raise
+            kept, final = r, r.keep  # type: ignore[attr-defined]
+        children = final.pop("_children", None)
+        final.pop("_current_children", None)
+        new_scope = spec.scope_of(final)
+        if new_scope != scope and not may_write(new_scope):
+            raise Rejection("NOT_FOUND", "the record you point to does not exist or is not in "
+                            "your scope")
+        delta = {c: v for c, v in final.items()
+                 if c not in SYSTEM_COLUMNS and not c.startswith("_") and current.get(c) != v}
+        child_changed = children is not None and _child_delta(children, children_now)
+        lost = {**merge.client_lost, **lost_restricted}
+        rule = merge.rule if merge.client_lost or merge.server_lost else "server-owns-field"
+        version = current["version"]
+        if delta or child_changed:
+            version += 1
+            changes.add(RowWrite(spec, p.row_id, "update", delta,
+                                 {c: current.get(c) for c in delta}, version, new_scope,
+                                 scope if new_scope != scope else None, p.hlc,
+                                 children if child_changed else None), m.mutation_id)
+            if spec.holder_of is not None:
+                old_h, new_h = spec.holder_of(current), spec.holder_of(final)
+                if old_h != new_h and new_h is not None and new_h not in state.visible:
+                    raise Rejection("NOT_FOUND", "the new owner is not in your team", "ownerId")
+                if old_h != new_h:
+                    changes.move(ScopeMove(p.row_id, new_h, old_h, spec.root_kind, p.hlc))
+        row = {**final, "version": version, "scope_key": new_scope}
+        self._remember(state, key, row, children if child_changed else children_now, version,
+                       {c: current.get(c) for c in delta}, p.hlc, client_id)
+        data = spec.dump(row, state.children.get(key), viewer)
+        cid = None
+        if lost or merge.server_lost:
+            cid = self._conflict(conflicts, viewer, spec, p, new_scope, rule, lost,
+                                 dict(history.base), current, row, client_id,
+                                 merge.conflicted or sorted(lost))
+        if kept is not None:
+            return MutationOut(m.mutation_id, "REJECTED", m.id, version, data, cid,
+                               SyncError(kept.code, kept.message, kept.field, False))
+        status = "CONFLICT" if cid else "MERGED" if changed_by_others and merge.server_changed \
+            else "APPLIED"
+        return MutationOut(m.mutation_id, status, m.id, version, data, cid)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _remember(state: _State, key: tuple[str, uuid.UUID], row: dict[str, Any],
+                  children: list[dict[str, Any]] | None, version: int, prev: dict[str, Any],
+                  hlc: str, client_id: str | None) -> None:
+        state.rows[key] = row
+        if children is not None:
+            state.children[key] = [dict(c) for c in children]
+        if prev:
+            state.pending[key].append((version, {c: None for c in prev}, hlc if client_id is None
+                                       else f"{hlc}|{client_id}"))
+
+    def _conflict(self, conflicts: list[dict[str, Any]], viewer: Viewer, spec: EntitySpec,
+                  p: _Parsed, scope: uuid.UUID, rule: str, client_values: Mapping[str, Any],
+                  base: Mapping[str, Any], server: Mapping[str, Any] | None,
+                  outcome: Mapping[str, Any] | None, client_id: str | None,
+                  fields: Sequence[str] | None = None) -> str:
+        cid = new_id()
+        codec = spec.codec
+        wire = {codec.by_column[c].wire if c in codec.by_column else c:
+                (codec.dump_value(c, v) if c in codec.by_column else v)
+                for c, v in client_values.items()}
+        conflicts.append({
+            "id": cid, "entity": spec.name, "row_id": p.row_id, "scope_key": scope,
+            "user_id": viewer.user_id, "client_id": client_id, "mutation_id": p.m.mutation_id,
+            "rule": rule,
+            "fields": [codec.by_column[c].wire if c in codec.by_column else c
+                       for c in (fields or client_values)],
+            "base": {codec.by_column[c].wire: v for c, v in base.items() if c in codec.by_column},
+            "server": codec.dump(dict(server)) if server else None,
+            "client": wire,
+            "outcome": codec.dump(dict(outcome)) if outcome else None,
+            "resolved": False, "created_at": utcnow(),
+        })
+        return str(cid)
+
+
+def _child_delta(new: Sequence[Mapping[str, Any]], old: Sequence[Mapping[str, Any]] | None) -> bool:
+    if old is None:
+        return True
+    strip = ("order_id",)
+    a = [{k: v for k, v in c.items() if k not in strip} for c in new]
+    b = [{k: v for k, v in c.items() if k not in strip} for c in old]
+    return a != b
+
+
+def _history_from(rows: Sequence[Any], base_version: int, client_id: str | None) -> History:
+    if not rows or rows[0].version != base_version + 1:
+        latest = rows[-1].hlc if rows else ""
+        return History(known=False, latest_hlc=latest)
+    changed: dict[str, str] = {}
+    base: dict[str, Any] = {}
+    for r in rows:
+        for col, old in (r.prev or {}).items():
+            base.setdefault(col, old)
+            if client_id is None or r.client_id != client_id:
+                changed[col] = r.hlc
+    return History(known=True, changed=changed, base=base, latest_hlc=rows[-1].hlc)
+
+
+def _merge_pending(history: History, pending: list[tuple[int, dict[str, Any], str]],
+                   base_version: int, client_id: str | None) -> History:
+    changed = dict(history.changed)
+    for version, prev, tag in pending:
+        hlc, _, who = tag.partition("|")
+        if version > base_version and (client_id is None or who != client_id):
+            for col in prev:
+                changed[col] = hlc
+    return History(known=history.known, changed=changed, base=history.base,
+                   latest_hlc=history.latest_hlc)
+
+
+def _uuid_or_nil(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return uuid.UUID(int=0)
+
+
+async def claim_client(session: AsyncSession, client_id: str, user_id: uuid.UUID,
+                       lock: bool) -> Client:
+    """The device record for `client_id`, created for `user_id` on first use.
+
+    A client id belongs to the user who first used it; anyone else is refused.
+    """
+    dialect = session.bind.dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Client)
+    await session.execute(
+        ins.values(id=client_id, user_id=user_id, last_mutation_id=0, protocol_version=1,
+                   created_at=utcnow(), last_pull_seq=0, pending_rejections=0)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    stmt = sa.select(Client).where(Client.id == client_id)
+    if lock and dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    client = (await session.execute(stmt)).scalar_one()
+    if client.user_id != user_id:
+        raise SyncRequestError("CLIENT_NOT_YOURS", "this clientId belongs to another user; "
+                               "mint a new clientId for this device and user")
+    return client

@@ -1,0 +1,187 @@
+"""The one write path: every change to a synced table goes through a `ChangeSet`.
+
+A change set collects row writes and scope moves, then `flush()` applies them with bulk
+statements, bumps each row's version and appends one change-log row per write, all in
+the caller's transaction. The log head is bumped last, just before the caller commits,
+so the lock that orders commits is held as briefly as possible.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.model import utcnow
+from sync.registry import EntitySpec
+from sync.tables import Change, LogHead, ScopeKey
+
+Op = Literal["insert", "update", "delete"]
+
+
+@dataclass
+class RowWrite:
+    spec: EntitySpec
+    row_id: uuid.UUID
+    op: Op
+    #: insert: every column; update: the changed columns; delete: ignored.
+    values: dict[str, Any]
+    #: Old values of the changed columns (None for an insert).
+    prev: dict[str, Any] | None
+    version: int
+    scope_key: uuid.UUID
+    prev_scope_key: uuid.UUID | None
+    hlc: str
+    children: Sequence[Mapping[str, Any]] | None = None
+
+
+@dataclass
+class ScopeMove:
+    key: uuid.UUID
+    holder_id: uuid.UUID | None
+    prev_holder_id: uuid.UUID | None
+    kind: str
+    hlc: str
+
+
+@dataclass
+class ChangeSet:
+    actor_id: uuid.UUID | None = None
+    client_id: str | None = None
+    writes: list[RowWrite] = field(default_factory=list)
+    moves: list[ScopeMove] = field(default_factory=list)
+    new_keys: list[ScopeKey] = field(default_factory=list)
+    mutation_ids: dict[int, int] = field(default_factory=dict)  # index in writes → mutation id
+
+    def add(self, write: RowWrite, mutation_id: int | None = None) -> None:
+        if mutation_id is not None:
+            self.mutation_ids[len(self.writes)] = mutation_id
+        self.writes.append(write)
+
+    def add_key(self, key: uuid.UUID, holder_id: uuid.UUID | None, kind: str) -> None:
+        self.new_keys.append(ScopeKey(key=key, holder_id=holder_id, kind=kind))
+
+    def move(self, move: ScopeMove) -> None:
+        self.moves.append(move)
+
+    def __len__(self) -> int:
+        return len(self.writes) + len(self.moves)
+
+
+async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: datetime) -> None:
+    inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
+    updates: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    children: dict[Any, tuple[list[uuid.UUID], list[dict[str, Any]]]] = {}
+    for w in writes:
+        table = w.spec.table
+        if w.op == "insert":
+            row = w.spec.with_defaults(w.values)
+            row.update(
+                id=w.row_id, version=w.version, scope_key=w.scope_key, deleted=False,
+                updated_at=now,
+            )
+            row.setdefault("created_at", now)
+            inserts[table].append(row)
+        else:
+            values = dict(w.values) if w.op == "update" else {"deleted": True}
+            values.update(version=w.version, updated_at=now, scope_key=w.scope_key)
+            cols = tuple(sorted(values))
+            values["_id"] = w.row_id
+            updates[(table, cols)].append(values)
+        if w.children is not None and w.spec.child is not None:
+            child = w.spec.child
+            ids, rows = children.setdefault(child, ([], []))
+            ids.append(w.row_id)
+            rows.extend(_child_row(child.table, c, child.parent_column, w.row_id)
+                        for c in w.children)
+
+    # Rows first (children reference them), replaced children after.
+    for table, rows in inserts.items():
+        await session.execute(sa.insert(table), rows)
+    for (table, cols), rows in updates.items():
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("_id"))
+            .values({c: sa.bindparam(c) for c in cols})
+        )
+        await session.execute(stmt, rows)
+    for child, (parent_ids, rows) in children.items():
+        col = child.table.c[child.parent_column]
+        await session.execute(sa.delete(child.table).where(col.in_(parent_ids)))
+        if rows:
+            await session.execute(sa.insert(child.table), rows)
+
+
+async def allocate_seqs(session: AsyncSession, count: int) -> int:
+    """Reserve `count` sequence numbers; returns the first. Holds the log-head row lock
+    (PostgreSQL) until commit, which is what makes seq order equal commit order."""
+    result = await session.execute(
+        sa.update(LogHead)
+        .where(LogHead.id == 1)
+        .values(last_seq=LogHead.last_seq + count)
+        .returning(LogHead.last_seq)
+    )
+    last = result.scalar_one()
+    return int(last) - count + 1
+
+
+async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
+    """Apply a change set; returns the sequence number of each row write, in order."""
+    if not len(changes) and not changes.new_keys:
+        return []
+    now = utcnow()
+    if changes.new_keys:
+        await session.execute(
+            sa.insert(ScopeKey),
+            [{"key": k.key, "holder_id": k.holder_id, "kind": k.kind} for k in changes.new_keys],
+        )
+    await _apply_rows(session, changes.writes, now)
+    for m in changes.moves:
+        await session.execute(
+            sa.update(ScopeKey).where(ScopeKey.key == m.key).values(holder_id=m.holder_id)
+        )
+    count = len(changes)
+    if count == 0:
+        return []
+    first = await allocate_seqs(session, count)
+    log: list[dict[str, Any]] = []
+    for i, w in enumerate(changes.writes):
+        log.append({
+            "seq": first + i, "entity": w.spec.name, "row_id": w.row_id, "version": w.version,
+            "op": "delete" if w.op == "delete" else "upsert", "scope_key": w.scope_key,
+            "prev_scope_key": w.prev_scope_key if w.prev_scope_key != w.scope_key else None,
+            "hlc": w.hlc, "actor_id": changes.actor_id, "client_id": changes.client_id,
+            "mutation_id": changes.mutation_ids.get(i),
+            "prev": _json_prev(w), "at": now,
+        })
+    base = first + len(changes.writes)
+    for j, m in enumerate(changes.moves):
+        # A move is logged against the holders' own keys so both sides' pulls see it.
+        log.append({
+            "seq": base + j, "entity": "", "row_id": m.key, "version": 0, "op": "move",
+            "scope_key": m.holder_id or m.key, "prev_scope_key": m.prev_holder_id or m.key,
+            "hlc": m.hlc, "actor_id": changes.actor_id, "client_id": changes.client_id,
+            "mutation_id": None, "prev": {"kind": m.kind}, "at": now,
+        })
+    await session.execute(sa.insert(Change), log)
+    return [first + i for i in range(len(changes.writes))]
+
+
+def _child_row(table: sa.Table, values: Mapping[str, Any], parent: str,
+               parent_id: uuid.UUID) -> dict[str, Any]:
+    row = {col.name: values.get(col.name) for col in table.columns}
+    row[parent] = parent_id
+    return row
+
+
+def _json_prev(w: RowWrite) -> dict[str, Any] | None:
+    if w.prev is None:
+        return None
+    codec = w.spec.codec
+    return {col: codec.dump_value(col, v) for col, v in w.prev.items() if col in codec.by_column}
