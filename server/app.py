@@ -75,7 +75,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 class FieldsyncGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
-        super().__init__(build_schema([MaskErrors(should_mask_error=_should_mask)]),
+        super().__init__(build_schema([lambda: MaskErrors(should_mask_error=_should_mask)]),
                          graphql_ide="graphiql")
         self.services = services
 

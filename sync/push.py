@@ -314,8 +314,9 @@ class PushEngine:
                 state.moved_away = set(moved.scalars())
         for p in items:
             cur = state.rows.get((p.spec.name, p.row_id))
-            if cur is None or p.m.op == "CREATE" or (
-                    p.m.base_version is not None and p.m.base_version >= cur["version"]):
+            # No baseVersion means a deliberate overwrite (documented); with one, merge.
+            if cur is None or p.m.op == "CREATE" or p.m.base_version is None or (
+                    p.m.base_version >= cur["version"]):
                 continue
             state.history[(p.spec.name, p.row_id)] = await self.history(
                 session, p.spec, p.row_id, p.m.base_version, cur,
@@ -402,7 +403,9 @@ class PushEngine:
             scope = spec.scope_of({**values, "id": p.row_id})
             changes.add(RowWrite(spec, p.row_id, "insert", values, None, 1, scope, None, p.hlc,
                                  children), m.mutation_id)
-            row = {**values, "id": p.row_id, "version": 1, "scope_key": scope, "deleted": False}
+            now = utcnow()
+            row = {**values, "id": p.row_id, "version": 1, "scope_key": scope, "deleted": False,
+                   "created_at": now, "updated_at": now}
             self._remember(state, key, row, children, 1, {}, p.hlc, client_id)
             if spec.holder_of is not None:
                 changes.add_key(p.row_id, spec.holder_of(row), spec.root_kind)
@@ -512,7 +515,8 @@ class PushEngine:
                     raise Rejection("NOT_FOUND", "the new owner is not in your team", "ownerId")
                 if old_h != new_h:
                     changes.move(ScopeMove(p.row_id, new_h, old_h, spec.root_kind, p.hlc))
-        row = {**final, "version": version, "scope_key": new_scope}
+        row = {**final, "version": version, "scope_key": new_scope,
+               "updated_at": utcnow() if version != current["version"] else current["updated_at"]}
         self._remember(state, key, row, children if child_changed else children_now, version,
                        {c: current.get(c) for c in delta}, p.hlc, client_id)
         data = spec.dump(row, state.children.get(key), viewer)

@@ -50,7 +50,7 @@ def by_fk(ctx: Context, model: Any, column: str, order_by: Any = None,
         if where is not None:
             stmt = stmt.where(where)
         if order_by is not None:
-            stmt = stmt.order_by(order_by)
+            stmt = stmt.order_by(*(order_by if isinstance(order_by, tuple) else (order_by,)))
         groups: dict[uuid.UUID, list[Row]] = defaultdict(list)
         for r in (await ctx.session.execute(stmt)).mappings():
             groups[r[column]].append(r)

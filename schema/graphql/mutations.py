@@ -6,6 +6,7 @@ disagreement, and `errors` with a code, a message and the offending field.
 """
 
 
+import uuid
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -67,7 +68,7 @@ async def _payload(info: Info, cls: Any, model: Any, out: MutationOut) -> Mutati
     node = None
     if out.version is not None and out.data is not None:
         async with info.context.db.read() as s:
-            stmt = readable(sa.select(model.__table__).where(model.id == out.id), model,
+            stmt = readable(sa.select(model.__table__).where(model.id == uuid.UUID(out.id)), model,
                             info.context.me)
             row = (await s.execute(stmt)).mappings().first()
         node = None if row is None else build(cls, row)

@@ -152,9 +152,10 @@ def _reminders(rng: random.Random, plan: AccountPlan, world: World, account: dic
             _task(rng, world, plan.rep, f"Birthday: {c['first_name']} {c['last_name']}",
                   TaskKind.BIRTHDAY, due, bundle, created=created, account_id=plan.id,
                   contact_id=c["id"], dedupe_key=f"birthday:{c['id']}:{due.year}")
-    due = next_anniversary(plan.start, world.today)
-    if due <= horizon and due.year > plan.start.year and plan.churn is None:
-        _task(rng, world, plan.rep, f"{due.year - plan.start.year} years as a customer: "
+    since: date = account["customer_since"]
+    due = next_anniversary(since, world.today)
+    if due <= horizon and due.year > since.year and plan.churn is None:
+        _task(rng, world, plan.rep, f"{due.year - since.year} years as a customer: "
               f"{account['name']}", TaskKind.ANNIVERSARY, due, bundle, created=created,
               account_id=plan.id, dedupe_key=f"anniversary:{plan.id}:{due.year}")
 

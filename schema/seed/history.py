@@ -32,6 +32,9 @@ def account_bundle(plan: AccountPlan, world: World) -> Bundle:
     bundle = Bundle()
     account = _account(rng, plan)
     bundle.add("account", account)
+    days = _order_days(rng, plan, world)
+    account["customer_since"] = days[0]
+    account["created_at"] = at(days[0], 8)
     contacts = _contacts(rng, plan, account, world)
     for c in contacts:
         bundle.add("contact", c)
@@ -40,7 +43,7 @@ def account_bundle(plan: AccountPlan, world: World) -> Bundle:
     if plan.acquired:
         activities.converted_lead(rng, plan, account, contacts[0], bundle)
     payer = rng.choices(PAYERS, [p[1] for p in PAYERS])[0]
-    for day in _order_days(rng, plan, world):
+    for day in days:
         _order(rng, plan, world, day, core, prices, contacts, payer[2], bundle)
     _credit(rng, plan, account, bundle, world)
     activities.visits_cases_tasks(rng, plan, world, account, contacts, bundle)
@@ -70,9 +73,9 @@ def _account(rng: random.Random, plan: AccountPlan) -> dict[str, Any]:
         "email": f"orders@{domain}" if rng.random() < 0.6 else None,
         "territory_id": plan.rep.territory_id, "owner_id": plan.rep.id,
         "credit_limit_cents": 0, "payment_terms_days": int(weighted(rng, PAYMENT_TERMS)),
-        "currency": "EUR", "customer_since": plan.start,
+        "currency": "EUR", "customer_since": None,
         "notes": "Credit hold: overdue invoices." if plan.on_hold else None,
-        "created_at": at(plan.start, 8),
+        "created_at": None,
     }
 
 
@@ -122,9 +125,11 @@ def _account_prices(rng: random.Random, plan: AccountPlan, world: World, core: l
 
 
 def _order_days(rng: random.Random, plan: AccountPlan, world: World) -> list[date]:
+    """Order days: a won account's first order is on its start day (it made them a
+    customer); an existing one's first order in the window comes whenever it comes."""
     end = min(plan.churn or world.today, world.today)
-    days = [plan.start]  # the first order made them a customer
-    for first, last in month_starts(plan.start + timedelta(days=1), end):
+    days = [plan.start] if plan.acquired else []
+    for first, last in month_starts(plan.start + timedelta(days=plan.acquired), end):
         wd = working_days(first, last)
         if not wd:
             continue
@@ -133,7 +138,7 @@ def _order_days(rng: random.Random, plan: AccountPlan, world: World) -> list[dat
         lam = (plan.order_rate / 12 * MONTH_FACTORS[first.month - 1] / MEAN_MONTH * trend * slow
                * len(wd) / 21.7)
         days += sorted(rng.choice(wd) for _ in range(poisson(rng, lam)))
-    return days
+    return days or [rng.choice(working_days(plan.start, plan.start + timedelta(days=90)))]
 
 
 def _status(rng: random.Random, plan: AccountPlan, age: int) -> tuple[OrderStatus, str | None,

@@ -28,7 +28,7 @@ class TierSpec:
 
 
 TIERS: dict[str, TierSpec] = {
-    "a": TierSpec(0.10, 42.0, 6.0, 3.0, 1.0),
+    "a": TierSpec(0.10, 42.0, 6.0, 3.5, 1.0),
     "b": TierSpec(0.20, 17.0, 5.0, 2.0, 0.75),
     "c": TierSpec(0.50, 6.5, 4.0, 1.2, 0.5),
     "d": TierSpec(0.20, 2.3, 3.0, 1.0, 0.25),
