@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import schema.tables  # noqa: F401
+from alembic import command
 from server.cli import alembic_config
 from server.db import create_sync_engine
 from server.settings import Settings

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-
 import strawberry
 from strawberry.types import Info
 
@@ -18,7 +17,7 @@ from schema.billing.tables import Invoice as InvoiceRow
 from schema.catalog.tables import PriceEntry as PriceEntryRow
 from schema.catalog.tables import Product as ProductRow
 from schema.enums import CaseStatus, InvoiceStatus
-from schema.graphql import enums as _enums  # noqa: F401  (registers enum types)
+from schema.graphql import enums as _enums
 from schema.graphql.loaders import load_many, load_one
 from schema.graphql.scalars import Cents
 from schema.graphql.typegen import build, column_type

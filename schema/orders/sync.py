@@ -3,6 +3,7 @@ by the server, kept as `rejected` with the reason when a business rule fails."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from schema.accounts.tables import Account
 from schema.billing.tables import Invoice
 from schema.catalog.tables import PriceEntry, Product
 from schema.enums import AccountStatus, InvoiceStatus, OrderStatus
-from schema.hooks import Hooks, principal_of
+from schema.hooks import Hooks
 from schema.identity.tables import User
 from schema.orders.pricing import PriceFacts, ProductFacts, credit_available, line_total, unit_price
 from schema.orders.tables import Order, OrderLine
@@ -73,10 +74,8 @@ class OrderHooks(Hooks):
         product_ids: set[uuid.UUID] = set()
         for r in rows:
             for line in r.get("_children") or ():
-                try:
+                with contextlib.suppress(ValueError):
                     product_ids.add(uuid.UUID(str(line.get("productId"))))
-                except ValueError:
-                    pass
         user = await session.get(User, viewer.user_id)
         ctx.max_discount_bp = user.max_discount_bp if user else 0
         if account_ids:

@@ -9,15 +9,33 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from schema.enums import (
-    CaseCategory, CasePriority, CaseStatus, LeadSource, LeadStatus, TaskKind, VisitOutcome,
+    CaseCategory,
+    CasePriority,
+    CaseStatus,
+    LeadSource,
+    LeadStatus,
+    TaskKind,
+    VisitOutcome,
 )
 from schema.seed.plan import TIERS, AccountPlan, Bundle, UserPlan, World
 from schema.seed.rand import (
-    ascii_slug, at, month_starts, next_anniversary, poisson, rid, work_time, working_days,
+    ascii_slug,
+    at,
+    month_starts,
+    next_anniversary,
+    poisson,
+    rid,
+    work_time,
+    working_days,
 )
 from schema.seed.words import (
-    CASE_SUBJECTS, COMPANY_PATTERNS, FIRST_NAMES, LAST_NAMES, LEAD_DISQUALIFY_REASONS,
-    NOTE_TEMPLATES, WRONG_INVOICE_NOTE,
+    CASE_SUBJECTS,
+    COMPANY_PATTERNS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    LEAD_DISQUALIFY_REASONS,
+    NOTE_TEMPLATES,
+    WRONG_INVOICE_NOTE,
 )
 
 CASE_MIX = (("wrong_invoice", 30), ("late_delivery", 25), ("damaged_goods", 20),
@@ -70,7 +88,8 @@ def visits_cases_tasks(rng: random.Random, plan: AccountPlan, world: World,
 
 
 def _note(rng: random.Random, plan: AccountPlan, world: World, account: dict[str, Any],
-          when: datetime, outcome: VisitOutcome, bundle: Bundle, invoice: str | None = None) -> None:
+          when: datetime, outcome: VisitOutcome, bundle: Bundle,
+          invoice: str | None = None) -> None:
     product = rng.choice(world.catalog.products)
     if invoice:
         body = WRONG_INVOICE_NOTE.format(inv=invoice, p=product.row["name"])

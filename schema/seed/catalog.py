@@ -183,7 +183,7 @@ def build_catalog(rng: random.Random, count: int, n_rules: int, today: date,
 
 def _price_entries(rng: random.Random, catalog: Catalog, today: date, history_start: date,
                    make_id: Callable[[], uuid.UUID]) -> None:
-    """Past years' list prices (a January increase of 2–4%) and current-year promotions."""
+    """Past years' list prices (a January increase of 2-4%) and current-year promotions."""
     year_start = date(today.year, 1, 1)
     factors = {y: rng.uniform(1.02, 1.04) for y in range(history_start.year, today.year)}
     for y in sorted(factors):

@@ -11,7 +11,6 @@ Every draw comes from `random.Random` instances keyed by the seed: the same seed
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -22,9 +21,16 @@ from schema.seed.activities import rep_leads
 from schema.seed.catalog import CATEGORY_OVERLAYS, MONTH_FACTORS, build_catalog
 from schema.seed.history import account_bundle
 from schema.seed.plan import (
-    MEAN_FREQUENCY, TIERS, AccountPlan, Bundle, Numbers, Observed, UserPlan, World,
+    MEAN_FREQUENCY,
+    TIERS,
+    AccountPlan,
+    Bundle,
+    Numbers,
+    Observed,
+    UserPlan,
+    World,
 )
-from schema.seed.rand import rid, working_days
+from schema.seed.rand import new_rng, rid, working_days
 from schema.seed.words import FIRST_NAMES, LAST_NAMES, REGIONS
 
 DEMO_PASSWORD = "demo-password"
@@ -68,7 +74,7 @@ class DemoGenerator:
         self.seed = seed
         self.today = today or date.today()
         self.history_start = self.today - timedelta(days=round(self.size.months * 30.44))
-        self._rng = random.Random(f"fieldsync-demo/{seed}")
+        self._rng = new_rng(f"fieldsync-demo/{seed}")
         self.territories: list[dict[str, Any]] = []
         self.admin, self.managers, self.reps = self._org()
         self.catalog = build_catalog(self._rng, self.size.products, self.size.basket_rules,
@@ -165,7 +171,7 @@ class DemoGenerator:
     def lead_bundles(self) -> Iterator[Bundle]:
         """Each rep's open and disqualified leads (converted ones come with their account)."""
         for n, rep in enumerate(self.reps):
-            rng = random.Random(f"fieldsync-demo/{self.seed}/leads/{n}")
+            rng = new_rng(f"fieldsync-demo/{self.seed}/leads/{n}")
             yield rep_leads(rng, rep, self.world, self.size.leads_per_rep)
 
     def patterns(self) -> dict[str, Any]:

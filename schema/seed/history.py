@@ -14,7 +14,15 @@ from schema.seed import activities
 from schema.seed.catalog import MONTH_FACTORS, season
 from schema.seed.plan import PAYERS, PAYMENT_TERMS, TIERS, AccountPlan, Bundle, World
 from schema.seed.rand import (
-    ascii_slug, at, month_starts, poisson, rid, weighted, work_time, working_days,
+    ascii_slug,
+    at,
+    month_starts,
+    new_rng,
+    poisson,
+    rid,
+    weighted,
+    work_time,
+    working_days,
 )
 from schema.seed.words import CHANNELS, COMPANY_PATTERNS, FIRST_NAMES, LAST_NAMES, STREETS, TITLES
 
@@ -28,7 +36,7 @@ OPEN = (OrderStatus.SUBMITTED, OrderStatus.CONFIRMED)
 
 
 def account_bundle(plan: AccountPlan, world: World) -> Bundle:
-    rng = random.Random(plan.rng_key)
+    rng = new_rng(plan.rng_key)
     bundle = Bundle()
     account = _account(rng, plan)
     bundle.add("account", account)
@@ -111,7 +119,8 @@ def _account_prices(rng: random.Random, plan: AccountPlan, world: World, core: l
     catalog = world.catalog
     prices = {p.facts.id: list(catalog.general_prices.get(p.facts.id, ()))
               for p in catalog.products}
-    if not (plan.tier == "a" and rng.random() < 0.5 or plan.tier == "b" and rng.random() < 0.2):
+    share = {"a": 0.5, "b": 0.2}.get(plan.tier, 0.0)
+    if rng.random() >= share:
         return prices
     start, end = date(world.today.year, 1, 1), date(world.today.year + 1, 1, 1)
     for idx in rng.sample(core, min(len(core), rng.randint(2, 4))):
@@ -242,7 +251,7 @@ def _invoice(rng: random.Random, plan: AccountPlan, world: World, order_id: uuid
 
 def _credit(rng: random.Random, plan: AccountPlan, account: dict[str, Any], bundle: Bundle,
             world: World) -> None:
-    """A credit line of 1.5–2× monthly purchases that most next orders fit in; near-limit
+    """A credit line of 1.5-2x monthly purchases that most next orders fit in; near-limit
     accounts get barely more than what they already owe."""
     year_ago = world.today - timedelta(days=365)
     orders = [o for o in bundle.rows["order"]

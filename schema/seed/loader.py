@@ -107,7 +107,7 @@ async def seed_demo(db: UnitsOfWork, size: str = "small", seed: int = 42,
         bar.close()
     if patterns_path is not None:
         text = json.dumps(gen.patterns(), indent=2, ensure_ascii=False, default=str)
-        patterns_path.write_text(text + "\n", encoding="utf-8")
+        await asyncio.to_thread(patterns_path.write_text, text + "\n", encoding="utf-8")
     summary.counts = dict(counts)
     summary.logins = [DemoLogin(u.email, u.role.value) for u in gen.users]
     summary.seconds = time.perf_counter() - started

@@ -64,7 +64,7 @@ class AccountPlan:
     start: date
     #: Orders stop after this day (a churned account).
     churn: date | None
-    #: From this day orders come 2–3× less often (a slowing account).
+    #: From this day orders come 2-3x less often (a slowing account).
     slow_from: date | None
     #: Expected orders a year before seasonality and trend.
     order_rate: float

@@ -9,6 +9,14 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 
+def new_rng(key: str) -> random.Random:
+    """A generator seeded from a string (hashed with SHA-512, so stable across runs).
+
+    Demo data only: nothing here needs to be unpredictable.
+    """
+    return random.Random(key)  # noqa: S311
+
+
 def rid(rng: random.Random) -> uuid.UUID:
     """A random (version 4) UUID drawn from `rng`, so the same seed gives the same ids."""
     return uuid.UUID(int=rng.getrandbits(128), version=4)
@@ -32,7 +40,7 @@ def weighted(rng: random.Random, options: tuple[tuple[str, float], ...]) -> str:
 
 
 def working_days(start: date, end: date) -> list[date]:
-    """Monday–Friday days in [start, end]."""
+    """Monday-Friday days in [start, end]."""
     days, d = [], start
     while d <= end:
         if d.weekday() < 5:

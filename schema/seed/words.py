@@ -24,7 +24,8 @@ class Region:
 
 REGIONS: tuple[Region, ...] = (
     Region("SI-LJ", "Osrednja Slovenija", "SI", 46.0569, 14.5058, "+386 1",
-           (("Ljubljana", "1000"), ("Domžale", "1230"), ("Vrhnika", "1360"), ("Grosuplje", "1290"))),
+           (("Ljubljana", "1000"), ("Domžale", "1230"), ("Vrhnika", "1360"),
+            ("Grosuplje", "1290"))),
     Region("HR-ZG", "Grad Zagreb", "HR", 45.8150, 15.9819, "+385 1",
            (("Zagreb", "10000"), ("Velika Gorica", "10410"), ("Samobor", "10430"))),
     Region("PL-MA", "Małopolska", "PL", 50.0647, 19.9450, "+48 12",
