@@ -60,6 +60,14 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def column_default(col: sa.Column[Any]) -> Any:
+    """The Python-side default of a column (scalar or callable), or None."""
+    if col.default is None:
+        return None
+    arg = col.default.arg  # type: ignore[attr-defined]
+    return arg(None) if callable(arg) else arg
+
+
 class SyncedModel(SQLModel):
     """Mixin for tables that mobile clients replicate.
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.codec import CodecError, parse_datetime
 from sync.hlc import HybridClock
-from sync.model import new_id, utcnow
+from sync.model import metadata, new_id, utcnow
 from sync.policies import History, Merge
 from sync.protocol import (
     PROTOCOL_VERSIONS,
@@ -74,6 +74,8 @@ class _State:
     moved_away: set[uuid.UUID] = field(default_factory=set)
     ctx: dict[str, Any] = field(default_factory=dict)
     history: dict[tuple[str, uuid.UUID], History] = field(default_factory=dict)
+    #: (table, id) → the scope key that guards it (a user's own id for users).
+    ref_keys: dict[tuple[str, uuid.UUID], uuid.UUID] = field(default_factory=dict)
 
 
 def _reject(m: MutationIn, code: str, message: str, fld: str | None = None,
@@ -296,6 +298,7 @@ class PushEngine:
                 if key is not None:
                     keys.add(key)
             keys.add(viewer.user_id)
+        keys |= await self._reference_keys(session, items, state)
         if keys:
             found = sa.select(ScopeKey.key).where(ScopeKey.key.in_(keys))
             state.existing_keys = set((await session.execute(found)).scalars())
@@ -328,6 +331,35 @@ class PushEngine:
                     for p in items if p.spec.name == name]
             state.ctx[name] = await spec.hooks.prepare(session, viewer, rows)
         return state
+
+    async def _reference_keys(self, session: AsyncSession, items: list[_Parsed],
+                              state: _State) -> set[uuid.UUID]:
+        """Load the scope key behind every reference a client sent (one query per table)."""
+        wanted: dict[str, set[uuid.UUID]] = defaultdict(set)
+        for p in items:
+            for col, target in p.spec.refs.items():
+                v = p.values.get(col)
+                if isinstance(v, uuid.UUID):
+                    wanted[target].add(v)
+        for target, ids in wanted.items():
+            t = metadata.tables[target]
+            key_col = t.c.scope_key if "scope_key" in t.c else t.c.id
+            rows = await session.execute(sa.select(t.c.id, key_col).where(t.c.id.in_(ids)))
+            for rid, key in rows:
+                state.ref_keys[(target, rid)] = key
+        return set(state.ref_keys.values())
+
+    def _check_refs(self, spec: EntitySpec, values: Mapping[str, Any], state: _State) -> None:
+        for col, target in spec.refs.items():
+            v = values.get(col)
+            if not isinstance(v, uuid.UUID):
+                continue
+            key = state.ref_keys.get((target, v))
+            if key in state.visible or (spec.accept_after_move and key in state.moved_away):
+                continue
+            wire = spec.codec.by_column[col].wire if col in spec.codec.by_column else col
+            raise Rejection("NOT_FOUND", f"'{wire}' points to a record that does not exist or "
+                            "is not in your scope", wire)
 
     async def history(self, session: AsyncSession, spec: EntitySpec, row_id: uuid.UUID,
                       base_version: int | None, current: Mapping[str, Any],
@@ -374,6 +406,7 @@ class PushEngine:
             values = dict(p.values)
             if not viewer.privileged:
                 values = {c: v for c, v in values.items() if c not in spec.restricted_columns}
+            self._check_refs(spec, values, state)
             values = spec.hooks.defaults(viewer, values)
             values = spec.with_defaults(values)
             values["id"] = p.row_id
@@ -475,6 +508,7 @@ class PushEngine:
                 v = incoming.pop(c)
                 if current.get(c) != v:
                     lost_restricted[c] = v
+        self._check_refs(spec, {c: v for c, v in incoming.items() if current.get(c) != v}, state)
         pending = state.pending.get(key)
         if pending and m.base_version is not None:
             history = _merge_pending(history, pending, m.base_version, client_id)

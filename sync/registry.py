@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from sync.codec import TableCodec
+from sync.model import column_default
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,10 +109,15 @@ class EntitySpec:
     accept_after_move: bool = False
     table: sa.Table = field(init=False)
     codec: TableCodec = field(init=False)
+    #: Foreign-key columns → the table they point to. A client may only point at rows
+    #: (or users) in its own scope; the engine checks every one it is sent.
+    refs: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.table = self.model.__table__
         self.codec = TableCodec(self.table, exclude=frozenset({"scope_key", "deleted"}))
+        self.refs = {col.name: fk.column.table.name for col in self.table.columns
+                     for fk in col.foreign_keys if col.name not in SYSTEM_COLUMNS}
 
     @property
     def client_columns(self) -> frozenset[str]:
@@ -124,8 +130,7 @@ class EntitySpec:
             if col.name in out or col.name in SYSTEM_COLUMNS:
                 continue
             if col.default is not None:
-                arg = col.default.arg  # type: ignore[attr-defined]
-                out[col.name] = arg(None) if callable(arg) else arg
+                out[col.name] = column_default(col)
             elif col.nullable:
                 out[col.name] = None
             elif col.name not in self.server_columns:

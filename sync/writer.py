@@ -18,7 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.model import utcnow
+from sync.model import column_default, utcnow
 from sync.registry import EntitySpec
 from sync.tables import Change, LogHead, ScopeKey
 
@@ -175,7 +175,8 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
 
 def _child_row(table: sa.Table, values: Mapping[str, Any], parent: str,
                parent_id: uuid.UUID) -> dict[str, Any]:
-    row = {col.name: values.get(col.name) for col in table.columns}
+    row = {col.name: values[col.name] if col.name in values else column_default(col)
+           for col in table.columns}
     row[parent] = parent_id
     return row
 
