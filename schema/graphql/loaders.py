@@ -56,7 +56,9 @@ def by_fk(ctx: Context, model: Any, column: str, order_by: Any = None,
             groups[r[column]].append(r)
         return [groups.get(k, []) for k in keys]
 
-    return ctx.loader(("fk", model, column, str(order_by), scoped, str(where)),
+    # Key on the SQL text: expressions are rebuilt per call, their identities differ.
+    order_key = "|".join(str(e) for e in (order_by if isinstance(order_by, tuple) else (order_by,)))
+    return ctx.loader(("fk", model, column, order_key, scoped, str(where)),
                       lambda: DataLoader(load_fn=load))
 
 
