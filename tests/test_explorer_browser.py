@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-pytestmark = pytest.mark.skip(reason="explorer wiring to the live app is being finished (issue 2 note)")
-
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
@@ -48,7 +46,7 @@ mutation Login($e: String!, $p: String!) {
   login(email: $e, password: $p) {
     __typename
     ... on LoginSuccess { accessToken refreshToken }
-    ... on LoginError { code message }
+    ... on AuthError { code message }
   }
 }
 """
@@ -147,6 +145,16 @@ async def test_manager_runs_me_query_in_offline_explorer(
                 headers = json.dumps({"Authorization": f"Bearer {token}"})
                 await _replace_editor_text(page, HEADERS_EDITOR, headers)
                 await _replace_editor_text(page, QUERY_EDITOR, ME_QUERY)
+                # GraphiQL takes in an edit after a debounce; until then the run
+                # button would still send the default query's operation name.
+                await page.wait_for_function(
+                    """query => {
+                        const state = JSON.parse(localStorage.getItem("graphiql:tabState"));
+                        const tab = state && state.tabs[state.activeTabIndex];
+                        return tab && tab.query === query && !tab.operationName;
+                    }""",
+                    arg=ME_QUERY,
+                )
                 await page.click(RUN_BUTTON)
                 await page.wait_for_function(
                     """([selector, email]) => {
