@@ -163,6 +163,8 @@ class PushEngine:
             await session.execute(sa.insert(MutationResult), stored)
             client.last_mutation_id = fresh[-1].mutation_id
             client.pending_rejections = sum(1 for o in outs if o.status == "REJECTED")
+            ahead = [w for o in outs for w in o.warnings if w.code == "CLOCK_SKEW"]
+            client.clock_skew_ms = _skew_ms(fresh) if ahead else 0
         client.last_push_at = utcnow()
 
         final: list[MutationOut] = []
@@ -327,7 +329,8 @@ class PushEngine:
         for name in by_spec:
             spec = self.registry[name]
             rows = [{**state.rows.get((name, p.row_id), {}), **p.values, "id": p.row_id,
-                     "_children": p.children}
+                     "_children": p.children,
+                     "_current_children": state.children.get((name, p.row_id))}
                     for p in items if p.spec.name == name]
             state.ctx[name] = await spec.hooks.prepare(session, viewer, rows)
         return state
@@ -637,6 +640,20 @@ def _merge_pending(history: History, pending: list[tuple[int, dict[str, Any], st
                 changed[col] = hlc
     return History(known=history.known, changed=changed, base=history.base,
                    latest_hlc=history.latest_hlc)
+
+
+def _skew_ms(mutations: Sequence[MutationIn]) -> int:
+    """How far ahead of the server the device's latest clientTime was, in ms."""
+    now = utcnow()
+    ahead = 0
+    for m in mutations:
+        try:
+            t = parse_datetime(m.client_time) if m.client_time else None
+        except ValueError:
+            continue
+        if t is not None:
+            ahead = max(ahead, int((t - now).total_seconds() * 1000))
+    return ahead
 
 
 def _uuid_or_nil(value: str) -> uuid.UUID:

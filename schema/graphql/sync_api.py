@@ -7,15 +7,17 @@ foreign clientId, an oversized batch, a forged cursor) are GraphQL errors with
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from enum import Enum
 
-import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from schema.scope import team_ids, visible_keys
+from schema import conflicts as conflict_service
+from schema import devices as device_service
 from sync.protocol import MutationIn, PushIn, SyncRequestError
 from sync.tables import Conflict as ConflictRow
 
@@ -130,11 +132,77 @@ class Conflict:
     client_id: str | None
     resolved: bool
     resolution: str | None
-    created_at: str
+    created_at: datetime
+
+
+def conflict_type(r: ConflictRow) -> Conflict:
+    return Conflict(id=str(r.id), entity=r.entity, record_id=str(r.row_id), rule=r.rule,
+                    fields=r.fields, base=r.base, server=r.server, client=r.client,
+                    outcome=r.outcome, user_id=str(r.user_id), client_id=r.client_id,
+                    resolved=r.resolved, resolution=r.resolution, created_at=r.created_at)
+
+
+@strawberry.enum
+class ConflictChoice(Enum):
+    SERVER = "SERVER"
+    CLIENT = "CLIENT"
+
+
+@strawberry.type
+class ResolveConflictPayload:
+    conflict: Conflict | None
+    errors: list[SyncError]
+
+
+@strawberry.type(description="A device (one clientId) and how far behind it is.")
+class Device:
+    client_id: str
+    user_email: str
+    app_version: str | None
+    protocol_version: int
+    last_mutation_id: int
+    last_push_at: datetime | None
+    last_pull_at: datetime | None
+    changes_behind: int = strawberry.field(description="Changes committed since its last pull.")
+    clock_ahead_seconds: float | None = strawberry.field(
+        description="How far the device clock ran ahead of the server at its last push.")
+    rejections_in_last_push: int
+
+
+@strawberry.type(description="One person's sync health, for their manager.")
+class SyncHealth:
+    user_id: strawberry.ID
+    email: str
+    full_name: str
+    devices: int
+    last_sync_at: datetime | None
+    synced_today: bool
+    rejected_orders: int = strawberry.field(description="Orders kept as REJECTED, to fix.")
+    open_conflicts: int
 
 
 @strawberry.type
 class SyncQuery:
+    @strawberry.field(description="Devices of you (rep), your team (manager) or everyone (admin).")
+    async def sync_devices(self, info: Info) -> list[Device]:
+        rows = await device_service.devices(info.context.session, info.context.me)
+        return [Device(client_id=r.client.id, user_email=r.email, app_version=r.client.app_version,
+                       protocol_version=r.client.protocol_version,
+                       last_mutation_id=r.client.last_mutation_id,
+                       last_push_at=r.client.last_push_at, last_pull_at=r.client.last_pull_at,
+                       changes_behind=r.lag,
+                       clock_ahead_seconds=None if r.client.clock_skew_ms is None
+                       else r.client.clock_skew_ms / 1000,
+                       rejections_in_last_push=r.client.pending_rejections) for r in rows]
+
+    @strawberry.field(description="Who has not synced today, who has rejections to fix.")
+    async def sync_health(self, info: Info) -> list[SyncHealth]:
+        rows = await device_service.team_health(info.context.session, info.context.me)
+        return [SyncHealth(user_id=str(r.user_id), email=r.email, full_name=r.full_name,
+                           devices=r.devices, last_sync_at=r.last_sync_at,
+                           synced_today=r.synced_today, rejected_orders=r.rejected_orders,
+                           open_conflicts=r.open_conflicts) for r in rows]
+
     @strawberry.field(description="Changes in your scope since `cursor` (null: from scratch).")
     async def sync_pull(self, info: Info, client_id: strawberry.ID, cursor: str | None = None,
                         limit: int | None = None) -> SyncPullResult:
@@ -153,25 +221,38 @@ class SyncQuery:
     @strawberry.field(description="Conflicts you caused, or your team's, newest first.")
     async def conflicts(self, info: Info, resolved: bool | None = False,
                         first: int = 50) -> list[Conflict]:
-        me = info.context.me
-        stmt = sa.select(ConflictRow).order_by(ConflictRow.created_at.desc()).limit(
-            max(0, min(first, info.context.max_page)))
-        keys = visible_keys(me)
-        if keys is not None:
-            stmt = stmt.where(sa.or_(ConflictRow.user_id.in_(team_ids(me)),
-                                     ConflictRow.scope_key.in_(keys)))
+        stmt = conflict_service.visible_conflicts(info.context.me).order_by(
+            ConflictRow.created_at.desc()).limit(max(0, min(first, info.context.max_page)))
         if resolved is not None:
             stmt = stmt.where(ConflictRow.resolved.is_(resolved))
         rows = (await info.context.session.execute(stmt)).scalars()
-        return [Conflict(id=str(r.id), entity=r.entity, record_id=str(r.row_id), rule=r.rule,
-                         fields=r.fields, base=r.base, server=r.server, client=r.client,
-                         outcome=r.outcome, user_id=str(r.user_id), client_id=r.client_id,
-                         resolved=r.resolved, resolution=r.resolution,
-                         created_at=r.created_at.isoformat()) for r in rows]
+        return [conflict_type(r) for r in rows]
 
 
 @strawberry.type
 class SyncMutation:
+    @strawberry.mutation(description="Settle a conflict: keep the SERVER's value or apply "
+                         "the CLIENT's losing value through the normal write path.")
+    async def resolve_conflict(self, info: Info, id: strawberry.ID,
+                               choice: ConflictChoice) -> ResolveConflictPayload:
+        ctx = info.context
+        try:
+            cid = uuid.UUID(str(id))
+        except ValueError:
+            cid = uuid.UUID(int=0)
+        async with ctx.db.write() as session:
+            row, out = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
+                                                      choice.value)
+            result = None if row is None else conflict_type(row)
+        if row is None:
+            return ResolveConflictPayload(conflict=None, errors=[SyncError(
+                code="NOT_FOUND", message="no such conflict for you", field="id",
+                retryable=False)])
+        errors = [_err(out.error)] if out is not None and out.error else []
+        if ctx.notify is not None:
+            ctx.notify()
+        return ResolveConflictPayload(conflict=result, errors=errors)  # type: ignore[arg-type]
+
     @strawberry.mutation(description="Apply a batch of offline mutations exactly once.")
     async def sync_push(self, info: Info, input: SyncPushInput) -> SyncPushResult:
         ctx = info.context

@@ -76,6 +76,7 @@ class OrderHooks(Hooks):
             for line in r.get("_children") or ():
                 with contextlib.suppress(ValueError):
                     product_ids.add(uuid.UUID(str(line.get("productId"))))
+            product_ids.update(c["product_id"] for c in r.get("_current_children") or ())
         user = await session.get(User, viewer.user_id)
         ctx.max_discount_bp = user.max_discount_bp if user else 0
         if account_ids:

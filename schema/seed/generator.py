@@ -63,8 +63,8 @@ class SeedSize:
 
 SIZES: dict[str, SeedSize] = {
     "small": SeedSize("small", 2, 3, 20, 60, 10.0, 12, 4),
-    "medium": SeedSize("medium", 5, 4, 50, 200, 20.0, 30, 8),
-    "large": SeedSize("large", 10, 5, 100, 500, 25.0, 40, 12),
+    "medium": SeedSize("medium", 5, 4, 50, 200, 21.0, 30, 8),
+    "large": SeedSize("large", 10, 5, 100, 500, 27.0, 40, 12),
 }
 
 
@@ -104,34 +104,36 @@ class DemoGenerator:
         hq = REGIONS[0]
         admin = UserPlan(rid(rng), ADMIN_EMAIL, "Demo Admin", Role.ADMIN, None, None, hq,
                          (hq.lat, hq.lon))
-        managers, reps = [], []
+        managers: list[UserPlan] = []
+        reps: list[UserPlan] = []
         for m in range(self.size.managers):
             region = REGIONS[m % len(REGIONS)]
             suffix = f"-{m // len(REGIONS) + 1}" if m >= len(REGIONS) else ""
-            territory = {"id": rid(rng), "code": f"REG-{region.code}{suffix}",
-                         "name": f"{region.name}{suffix}", "region": region.name}
-            self.territories.append(territory)
+            territory_id = rid(rng)
+            self.territories.append({"id": territory_id, "code": f"REG-{region.code}{suffix}",
+                                     "name": f"{region.name}{suffix}", "region": region.name})
             manager = UserPlan(rid(rng), f"manager{m + 1}@example.com",
                                self._person(region.country), Role.MANAGER, None,
-                               territory["id"], region, (region.lat, region.lon))
+                               territory_id, region, (region.lat, region.lon))
             managers.append(manager)
             for _ in range(self.size.reps_per_manager):
                 n = len(reps) + 1
                 centre = (region.lat + rng.uniform(-0.15, 0.15),
                           region.lon + rng.uniform(-0.2, 0.2))
-                route = {"id": rid(rng), "code": f"RT-{n:03d}",
-                         "name": f"{region.cities[n % len(region.cities)][0]} route {n}",
-                         "region": region.name}
-                self.territories.append(route)
+                route_id = rid(rng)
+                self.territories.append({
+                    "id": route_id, "code": f"RT-{n:03d}",
+                    "name": f"{region.cities[n % len(region.cities)][0]} route {n}",
+                    "region": region.name})
                 reps.append(UserPlan(rid(rng), f"rep{n}@example.com",
                                      self._person(region.country), Role.REP, manager.id,
-                                     route["id"], region, centre))
+                                     route_id, region, centre))
         return admin, managers, reps
 
     def _plan_accounts(self) -> list[AccountPlan]:
         rng, today, start = self._rng, self.today, self.history_start
         late = working_days(start + timedelta(days=60), today - timedelta(days=30))
-        plans = []
+        plans: list[AccountPlan] = []
         for rep_no, rep in enumerate(self.reps):
             for k in range(self.size.accounts_per_rep):
                 tier = rng.choices(list(TIERS), [t.share for t in TIERS.values()])[0]

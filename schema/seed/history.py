@@ -138,7 +138,7 @@ def _order_days(rng: random.Random, plan: AccountPlan, world: World) -> list[dat
     customer); an existing one's first order in the window comes whenever it comes."""
     end = min(plan.churn or world.today, world.today)
     days = [plan.start] if plan.acquired else []
-    for first, last in month_starts(plan.start + timedelta(days=plan.acquired), end):
+    for first, last in month_starts(plan.start + timedelta(days=1 if plan.acquired else 0), end):
         wd = working_days(first, last)
         if not wd:
             continue

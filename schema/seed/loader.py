@@ -31,7 +31,7 @@ from schema.identity.passwords import hash_password
 from schema.identity.service import create_user, user_by_email
 from schema.leads.tables import LeadStatusChange
 from schema.seed.generator import ADMIN_EMAIL, DEMO_PASSWORD, SIZES, DemoGenerator
-from schema.seed.plan import ENTITY_ORDER, Bundle
+from schema.seed.plan import CHUNK_ORDER, Bundle
 
 #: Rows per `insert_rows` call, and rows (order lines included) per unit of work.
 BATCH_ROWS = 2_000
@@ -143,7 +143,7 @@ def _chunks(bundles: Iterable[Bundle]) -> Iterator[list[Bundle]]:
 async def _write_chunk(db: UnitsOfWork, chunk: Sequence[Bundle], actor_id: uuid.UUID,
                        counts: Counter[str]) -> None:
     async with db.write() as session:
-        for entity in ENTITY_ORDER:
+        for entity in CHUNK_ORDER:
             rows = [row for bundle in chunk for row in bundle.rows.get(entity, ())]
             if entity == "order":
                 counts["orderLine"] += sum(len(o["_children"]) for o in rows)

@@ -12,9 +12,10 @@ from schema.enums import Role
 from schema.seed.catalog import Catalog
 from schema.seed.words import Region
 
-#: Insert order: every row's references are written before it.
-ENTITY_ORDER = ("territory", "product", "priceEntry", "account", "contact", "lead", "order",
-                "invoice", "visitNote", "task", "case")
+#: Insert order within a chunk of accounts: every row's references are written before it
+#: (territories, products and general prices are written first, with the users).
+CHUNK_ORDER = ("account", "contact", "priceEntry", "lead", "order", "invoice", "visitNote",
+               "task", "case")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,264 @@
+"""The sync engine's rules, through the real GraphQL wire protocol."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import World
+
+PUSH = """mutation($input: SyncPushInput!) { syncPush(input: $input) { lastMutationId
+  results { mutationId status id version data conflictId
+            error { code message field retryable } warnings { code } } } }"""
+PULL = """query($c: ID!, $cursor: String) { syncPull(clientId: $c, cursor: $cursor, limit: 1000) {
+  changes { entity id op version data } cursor hasMore reset lastMutationId } }"""
+CONFLICTS = """{ conflicts { id entity recordId rule fields base server client outcome userId
+  resolved } }"""
+
+
+class Device:
+    """A minimal offline client: mutation ids, push, pull."""
+
+    def __init__(self, api: Any, client_id: str) -> None:
+        self.api, self.client_id, self.next_id, self.cursor = api, client_id, 1, None
+
+    def m(self, entity: str, op: str, id: str, fields: dict[str, Any] | None = None,
+          base: int | None = None, when: datetime | None = None) -> dict[str, Any]:
+        mid, self.next_id = self.next_id, self.next_id + 1
+        out = {"mutationId": mid, "entity": entity, "op": op, "id": id, "fields": fields,
+               "baseVersion": base}
+        if when:
+            out["clientTime"] = when.isoformat()
+        return out
+
+    async def push(self, *mutations: dict[str, Any], version: int = 1) -> dict[str, Any]:
+        body = await self.api.raw(PUSH, {"input": {"clientId": self.client_id,
+                                                   "protocolVersion": version,
+                                                   "mutations": list(mutations)}})
+        return body
+
+    async def push_ok(self, *mutations: dict[str, Any]) -> list[dict[str, Any]]:
+        body = await self.push(*mutations)
+        assert "errors" not in body, body
+        return body["data"]["syncPush"]["results"]
+
+    async def pull(self) -> list[dict[str, Any]]:
+        changes = []
+        while True:
+            page = (await self.api.ok(PULL, {"c": self.client_id, "cursor": self.cursor}))["syncPull"]
+            changes += page["changes"]
+            self.cursor = page["cursor"]
+            if not page["hasMore"]:
+                return changes
+
+
+async def test_field_merge_keeps_both_sides_and_records_the_loser(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    acc = str(world.accounts["rep1a"])
+    earlier = datetime.now(UTC) - timedelta(hours=2)
+    # the manager edits phone and name online; the rep edited name and city offline earlier
+    await manager.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {phone: "+3200", name: "Manager name"}) { status } }""", {"id": acc})
+    [res] = await phone.push_ok(phone.m("account", "UPDATE", acc,
+                                        {"name": "Rep name", "city": "Ghent"}, base=1, when=earlier))
+    assert res["status"] == "CONFLICT" and res["conflictId"]
+    assert res["data"]["city"] == "Ghent"            # changed on one side only: kept
+    assert res["data"]["phone"] == "+3200"           # the server's one-sided change: kept
+    assert res["data"]["name"] == "Manager name"     # both changed: the later edit wins
+    [conflict] = (await manager.ok(CONFLICTS))["conflicts"]
+    assert conflict["client"] == {"name": "Rep name"} and conflict["rule"] == "field-merge:lww"
+    assert conflict["base"]["name"] == "rep1 shop 0"
+    assert conflict["server"]["name"] == "Manager name"
+
+
+async def test_one_sided_changes_merge_without_conflict(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    acc = str(world.accounts["rep1a"])
+    await manager.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {phone: "+3200"}) { status } }""", {"id": acc})
+    [res] = await phone.push_ok(phone.m("account", "UPDATE", acc, {"city": "Ghent"}, base=1))
+    assert res["status"] == "MERGED" and res["conflictId"] is None
+    assert (res["data"]["city"], res["data"]["phone"]) == ("Ghent", "+3200")
+
+
+async def test_address_merges_as_one_group(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    acc = str(world.accounts["rep1a"])
+    await manager.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {street: "1 Main St", city: "Brussels"}) { status } }""", {"id": acc})
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    [res] = await phone.push_ok(phone.m("account", "UPDATE", acc, {"postalCode": "9000"},
+                                        base=1, when=earlier))
+    # the rep touched the address group, the manager changed it later: the manager's
+    # whole address stands, the rep's postal code is kept in the conflict
+    assert res["status"] == "CONFLICT"
+    assert (res["data"]["street"], res["data"]["city"], res["data"]["postalCode"]) == (
+        "1 Main St", "Brussels", None)
+
+
+async def test_lead_status_merges_by_rank_and_rejects_bad_transitions(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    lead = str(uuid.uuid4())
+    [c] = await phone.push_ok(phone.m("lead", "CREATE", lead, {"company": "Acme"}))
+    assert c["status"] == "APPLIED" and c["data"]["ownerId"] == str(world.users["rep1"])
+    await manager.ok("""mutation($id: ID!) { updateLead(id: $id, baseVersion: 1,
+        input: {status: QUALIFIED}) { status errors { code } } }""", {"id": lead})
+    later = datetime.now(UTC)
+    [r] = await phone.push_ok(phone.m("lead", "UPDATE", lead, {"status": "CONTACTED"}, base=1,
+                                      when=later))
+    assert r["data"]["status"] == "QUALIFIED" and r["status"] == "CONFLICT"
+    [bad] = await phone.push_ok(phone.m("lead", "UPDATE", lead, {"status": "NEW"}, base=3))
+    assert bad["status"] in ("REJECTED", "CONFLICT")
+    [conv] = await phone.push_ok(phone.m("lead", "UPDATE", lead, {"status": "CONVERTED"}, base=3))
+    assert conv["status"] == "REJECTED" and conv["error"]["code"] == "USE_CONVERT_LEAD"
+
+
+async def test_visit_notes_only_their_author_edits(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    note = str(uuid.uuid4())
+    [c] = await phone.push_ok(phone.m("visitNote", "CREATE", note,
+                                      {"accountId": str(world.accounts["rep1a"]), "body": "hi"}))
+    assert c["status"] == "APPLIED" and c["data"]["authorId"] == str(world.users["rep1"])
+    # the manager is privileged and may correct it; another rep of the team could not see it
+    rep2 = Device(await as_user("rep2"), "rep2")
+    [r] = await rep2.push_ok(rep2.m("visitNote", "UPDATE", note, {"body": "x"}, base=1))
+    assert r["status"] == "REJECTED" and r["error"]["code"] == "NOT_FOUND"
+    _ = manager
+
+
+async def test_confirmed_order_cannot_be_edited_from_the_field(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    order = str(uuid.uuid4())
+    [c] = await phone.push_ok(phone.m("order", "CREATE", order, {
+        "accountId": str(world.accounts["rep1a"]),
+        "lines": [{"productId": str(world.products["chips"]), "quantity": 4}]}))
+    assert c["status"] == "APPLIED" and c["data"]["totalCents"] == 1000
+    ok = await manager.ok("""mutation($id: ID!) { updateOrder(id: $id, input: {status: CONFIRMED})
+        { status node { status } errors { code message } } }""", {"id": order})
+    assert (ok["updateOrder"]["node"] or {}).get("status") == "CONFIRMED", ok
+    [r] = await phone.push_ok(phone.m("order", "UPDATE", order, {
+        "lines": [{"productId": str(world.products["chips"]), "quantity": 40}]}, base=1))
+    assert r["status"] == "REJECTED" and r["error"]["code"] == "ORDER_LOCKED"
+    assert r["data"]["status"] == "CONFIRMED"
+
+
+async def test_inactive_product_order_is_kept_rejected_then_fixed(as_user: Any, world: World) -> None:
+    phone = Device(await as_user("rep1"), "phone")
+    order = str(uuid.uuid4())
+    acc = str(world.accounts["rep1a"])
+    [r] = await phone.push_ok(phone.m("order", "CREATE", order, {
+        "accountId": acc, "lines": [{"productId": str(world.products["old"]), "quantity": 1}]}))
+    assert r["status"] == "REJECTED" and r["error"]["code"] == "PRODUCT_INACTIVE"
+    assert r["data"]["status"] == "REJECTED" and r["version"] == 1
+    [fixed] = await phone.push_ok(phone.m("order", "UPDATE", order, {
+        "status": "SUBMITTED", "lines": [{"productId": str(world.products["cola"]), "quantity": 1}]},
+        base=1))
+    assert fixed["status"] == "APPLIED" and fixed["data"]["status"] == "SUBMITTED"
+    assert fixed["data"]["number"].startswith("SO-")
+
+
+async def test_credit_check_counts_earlier_orders_in_the_same_batch(as_user: Any, world: World) -> None:
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(world.accounts["rep1a"])  # credit limit 1,000.00
+    line = [{"productId": str(world.products["cola"]), "quantity": 60}]  # 600.00 each
+    a, b = await phone.push_ok(
+        phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line}),
+        phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line}))
+    assert a["status"] == "APPLIED"
+    assert b["status"] == "REJECTED" and b["error"]["code"] == "CREDIT_LIMIT_EXCEEDED"
+
+
+async def test_resolve_conflict_applies_the_kept_side(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    acc = str(world.accounts["rep1a"])
+    await manager.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {name: "Manager name"}) { status } }""", {"id": acc})
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    [res] = await phone.push_ok(phone.m("account", "UPDATE", acc, {"name": "Rep name"}, base=1,
+                                        when=earlier))
+    other = await as_user("manager2")
+    hidden = await other.ok("""mutation($id: ID!) { resolveConflict(id: $id, choice: CLIENT)
+        { conflict { id } errors { code } } }""", {"id": res["conflictId"]})
+    assert hidden["resolveConflict"]["errors"][0]["code"] == "NOT_FOUND"
+    done = await manager.ok("""mutation($id: ID!) { resolveConflict(id: $id, choice: CLIENT)
+        { conflict { resolved } errors { code } } }""", {"id": res["conflictId"]})
+    assert done["resolveConflict"] == {"conflict": {"resolved": True}, "errors": []}
+    name = await manager.ok("query($id: ID!) { account(id: $id) { name } }", {"id": acc})
+    assert name["account"]["name"] == "Rep name"
+
+
+async def test_future_clock_is_clamped_and_reported(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    acc = str(world.accounts["rep1a"])
+    future = datetime.now(UTC) + timedelta(days=365)
+    await manager.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {name: "Manager name"}) { status } }""", {"id": acc})
+    [res] = await phone.push_ok(phone.m("account", "UPDATE", acc, {"name": "From the future"},
+                                        base=1, when=future))
+    assert {"code": "CLOCK_SKEW"} in res["warnings"]
+    devices = await manager.ok("{ syncDevices { clientId clockAheadSeconds } }")
+    assert devices["syncDevices"][0]["clockAheadSeconds"] > 300 * 24 * 3600
+
+
+@pytest.mark.parametrize(("payload", "code"), [
+    ({"protocolVersion": 99}, "UNSUPPORTED_PROTOCOL"),
+    ({"mutations": [{"mutationId": i + 1, "entity": "contact", "op": "DELETE",
+                     "id": str(uuid.uuid4())} for i in range(501)]}, "BATCH_TOO_LARGE"),
+])
+async def test_whole_request_refusals_are_typed(as_user: Any, world: World,
+                                                payload: dict[str, Any], code: str) -> None:
+    rep1 = await as_user("rep1")
+    body = await rep1.raw(PUSH, {"input": {"clientId": "x", "protocolVersion": 1,
+                                           "mutations": [], **payload}})
+    assert body["errors"][0]["extensions"]["code"] == code
+
+
+async def test_client_id_belongs_to_its_first_user(as_user: Any, world: World) -> None:
+    rep1, rep2 = await as_user("rep1"), await as_user("rep2")
+    await Device(rep1, "shared").push_ok()
+    body = await Device(rep2, "shared").push()
+    assert body["errors"][0]["extensions"]["code"] == "CLIENT_NOT_YOURS"
+    pulled = await rep2.raw(PULL, {"c": "shared"})
+    assert pulled["errors"][0]["extensions"]["code"] == "CLIENT_NOT_YOURS"
+
+
+async def test_forged_cursor_is_refused(as_user: Any, world: World) -> None:
+    rep1, rep2 = await as_user("rep1"), await as_user("rep2")
+    d1 = Device(rep1, "a")
+    await d1.pull()
+    other = await rep2.raw(PULL, {"c": "b", "cursor": d1.cursor})
+    assert other["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+    forged = await rep1.raw(PULL, {"c": "a", "cursor": d1.cursor[:-3] + "abc"})
+    assert forged["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
+async def test_delete_of_a_changed_record_keeps_the_edit(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    await phone.pull()
+    contact = str(uuid.uuid4())
+    await phone.push_ok(phone.m("contact", "CREATE", contact, {
+        "accountId": str(world.accounts["rep1a"]), "firstName": "A", "lastName": "B"}))
+    await manager.ok("""mutation($id: ID!) { updateContact(id: $id, baseVersion: 1,
+        input: {phone: "+1"}) { status } }""", {"id": contact})
+    [r] = await phone.push_ok(phone.m("contact", "DELETE", contact, base=1))
+    assert r["status"] == "CONFLICT" and r["data"]["phone"] == "+1"
+    # and an edit of a deleted record is kept for review, the delete stands
+    [gone] = await phone.push_ok(phone.m("contact", "DELETE", contact, base=2))
+    assert gone["status"] == "APPLIED"
+    [late] = await phone.push_ok(phone.m("contact", "UPDATE", contact, {"lastName": "C"}, base=2))
+    assert late["status"] == "CONFLICT" and late["error"]["code"] == "RECORD_DELETED"
+    changes = await phone.pull()
+    assert {"entity": "contact", "id": contact, "op": "DELETE"}.items() <= next(
+        c for c in changes if c["id"] == contact).items()
