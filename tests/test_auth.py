@@ -87,7 +87,7 @@ async def test_forged_or_misused_tokens_are_refused(client: Any, world: World, s
                 secret = "x" * 40
             token = jwt.encode(claims, secret, algorithm="HS256", headers=headers)
             if attack == "tampered":
-                head, payload, sig = tokens["accessToken"].split(".")
+                head, _payload, sig = tokens["accessToken"].split(".")
                 forged = dict(good, sub=str(world.users["admin"]))
                 token = f"{head}.{_b64(forged)}.{sig}"
     body = await me(client, token)
