@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +53,11 @@ class Context:
     loaders: dict[Any, Any] = field(default_factory=dict)
     notify: Callable[[], None] | None = None
     auth_error: str | None = None
+    #: graphql-ws `connection_init` payload (WebSocket clients authenticate there).
+    connection_params: dict[str, Any] | None = None
+    #: Waits for the change-log head to pass a sequence number (for syncPoke).
+    wait_for_changes: Callable[[int], Awaitable[int]] | None = None
+    current_head: Callable[[], int] | None = None
 
     @property
     def me(self) -> Principal:

@@ -7,6 +7,7 @@ the lifespan state, so several app instances (tests, workers) never share global
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -21,17 +22,20 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import MaskErrors
+from strawberry.types.unset import UNSET, UnsetType
 
 from schema.context import Context
 from schema.graphql.root import build_schema
 from schema.registry import registry
 from server.auth import authenticate
-from server.db import Database, create_engine
+from server.db import Database, async_url, create_engine
 from server.explorer import explorer_html, static_routes
+from server.notify import Notifier
 from server.settings import Settings
 from server.tokens import TokenService
 from sync.cursor import CursorCodec
@@ -63,6 +67,7 @@ class Services:
     tokens: TokenService
     push: PushEngine
     pull: PullEngine
+    notifier: Notifier
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -76,7 +81,9 @@ def _should_mask(error: GraphQLError) -> bool:
 class FieldsyncGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
         super().__init__(build_schema([lambda: MaskErrors(should_mask_error=_should_mask)]),
-                         graphql_ide="graphiql")
+                         graphql_ide="graphiql",
+                         # A socket that never says connection_init is closed quickly.
+                         connection_init_wait_timeout=timedelta(seconds=10))
         self.services = services
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
@@ -88,13 +95,31 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
         session = await stack.enter_async_context(s.db.read())
         principal, error = await authenticate(session, s.tokens,
                                               request.headers.get("authorization"))
+        # Give the connection back between authentication and the resolvers: a
+        # WebSocket context lives as long as its connection.
+        await session.close()
         client = request.client.host if request.client else "unknown"
         return Context(
             db=s.db, tokens=s.tokens, push=s.push, pull=s.pull, principal=principal,
             auth_error=error, client_address=client, max_page=s.settings.graphql_max_page,
             session=session, request=request, response=response,
             login_limits=(s.settings.login_max_failures, s.settings.login_window_seconds),
+            notify=s.notifier.committed, wait_for_changes=s.notifier.wait_beyond,
+            current_head=lambda: s.notifier.head,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-ws clients send their token in `connection_init`'s payload."""
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if context.principal is None:
+            async with self.services.db.read() as session:
+                principal, error = await authenticate(session, self.services.tokens,
+                                                      header if isinstance(header, str) else None)
+            if principal is None:
+                raise ConnectionRejectionError({"reason": error or "authentication required"})
+            context.principal = principal
+        return UNSET
 
 
 class _WithUnitOfWorkStack:
@@ -112,12 +137,15 @@ class _WithUnitOfWorkStack:
 def build_services(settings: Settings) -> Services:
     db = Database(create_engine(settings))
     node = f"{socket.gethostname()[:16]}-{os.getpid()}"
+    pg_dsn = None
+    if db.dialect == "postgresql":
+        pg_dsn = async_url(settings.database_url).replace("postgresql+psycopg:", "postgresql:", 1)
     clock = HybridClock(node, settings.sync_max_clock_skew_seconds * 1000)
     push = PushEngine(registry, clock, Limits(max_batch=settings.sync_max_batch,
                                              max_clock_skew_ms=settings.sync_max_clock_skew_seconds * 1000))
     pull = PullEngine(registry, CursorCodec(settings.jwt_secret.encode() + b"/cursor"),
                       PullLimits(settings.sync_default_page, settings.sync_max_page))
-    return Services(settings, db, TokenService(settings), push, pull)
+    return Services(settings, db, TokenService(settings), push, pull, Notifier(db, pg_dsn))
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -127,7 +155,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.notifier.start()
         yield
+        await services.notifier.stop()
         await services.db.dispose()
 
     async def healthz(request: Request) -> Response:
@@ -144,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         Route("/graphql", _WithUnitOfWorkStack(graphql), methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", _WithUnitOfWorkStack(graphql)),
         Route("/healthz", healthz), Route("/readyz", readyz),
         *static_routes(),
     ]

@@ -93,42 +93,55 @@ class FieldMerge(Policy):
         self, current: Mapping[str, Any], incoming: Mapping[str, Any], client_hlc: str,
         history: History,
     ) -> Merge:
-        out = Merge(values={}, rule=self.name)
+        out = Merge(values={})
+        kinds: set[str] = set()
+        # A value equal to the client's base is an echo (clients often send whole
+        # documents), not an edit: it must never revert what the server changed since.
+        edits = {c: v for c, v in incoming.items()
+                 if not (history.known and c in history.base and history.base[c] == v)}
         done: set[str] = set()
-        for column in incoming:
+        for column in sorted(edits):
             if column in done:
                 continue
-            group = self._group_of(column) & set(incoming) or frozenset({column})
             whole = self._group_of(column)
+            group = whole & edits.keys()
             done |= group
-            sent = {c: incoming[c] for c in group}
+            sent = {c: edits[c] for c in group}
             if all(current.get(c) == v for c, v in sent.items()):
-                continue  # nothing to do: the server already holds these values
+                continue  # the server already holds these values
             if history.known:
                 stamps = [history.changed[c] for c in whole if c in history.changed]
             else:
-                stamps = [history.latest_hlc] if any(
-                    current.get(c) != v for c, v in sent.items()
-                ) else []
+                stamps = [history.latest_hlc]
             if not stamps:
                 out.values.update(sent)
                 continue
-            server_hlc = max(stamps)
             ranked = next((c for c in group if c in self.ranked), None)
             if ranked is not None:
                 rank = self.ranked[ranked]
                 client_wins = rank.get(sent[ranked], -1) > rank.get(current.get(ranked), -1)
-                out.rule = f"{self.name}:rank"
+                kinds.add("rank")
             else:
-                client_wins = client_hlc > server_hlc
-                out.rule = f"{self.name}:lww"
-            out.conflicted.extend(sorted(group))
+                client_wins = client_hlc > max(stamps)
+                kinds.add("lww")
+            # The client's view of the whole group: what it sent, plus its base for the
+            # fields the server changed meanwhile. If that base is unknown, the group
+            # cannot be applied whole, so the server's group stands — unless the group
+            # is ranked, where the rank alone decides.
+            view = dict(sent)
+            for c in sorted(whole - group):
+                if not history.known or c in history.changed:
+                    if history.known and c in history.base:
+                        view[c] = history.base[c]
+                    elif ranked is None:
+                        client_wins = False
+            out.conflicted.extend(sorted(whole if len(whole) > 1 else group))
             if client_wins:
-                out.values.update(sent)
-                out.server_lost.update({c: current.get(c) for c in whole})
+                out.values.update(view)
+                out.server_lost.update({c: current.get(c) for c in view
+                                        if current.get(c) != view[c]})
             else:
                 out.client_lost.update(sent)
+        out.rule = self.name + (":" + "+".join(sorted(kinds)) if kinds else "")
         out.server_changed = bool(set(history.changed) - set(out.values)) or not history.known
-        if not out.conflicted:
-            out.rule = self.name
         return out

@@ -69,6 +69,15 @@ class PullEngine:
                        client.last_mutation_id)
 
 
+async def scope_changed(session: AsyncSession, viewer: Viewer, after: int, upto: int) -> bool:
+    """Whether any change in (after, upto] concerns the viewer (one indexed query)."""
+    stmt = sa.select(Change.seq).where(Change.seq > after, Change.seq <= upto).limit(1)
+    if viewer.keys is not None:
+        stmt = stmt.where(sa.or_(Change.scope_key.in_(viewer.keys),
+                                 Change.prev_scope_key.in_(viewer.keys)))
+    return (await session.execute(stmt)).first() is not None
+
+
 async def _touch(session: AsyncSession, client: Client, seq: int) -> None:
     await session.execute(
         sa.update(Client).where(Client.id == client.id)

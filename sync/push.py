@@ -376,7 +376,17 @@ class PushEngine:
         )).all()
         if base_version is None:
             return History(known=False, latest_hlc=rows[-1].hlc if rows else "")
-        return _history_from(rows, base_version, client_id)
+        history = _history_from(rows, base_version, client_id)
+        # The log keeps wire values; policies compare column values.
+        base: dict[str, Any] = {}
+        for col, value in history.base.items():
+            f = spec.codec.by_column.get(col)
+            if f is not None:
+                try:
+                    base[col] = None if value is None else f.parse(value)
+                except (ValueError, TypeError):
+                    continue
+        return History(history.known, history.changed, base, history.latest_hlc)
 
     # -- deciding one mutation ------------------------------------------------------
 
@@ -598,7 +608,8 @@ class PushEngine:
             "rule": rule,
             "fields": [codec.by_column[c].wire if c in codec.by_column else c
                        for c in (fields or client_values)],
-            "base": {codec.by_column[c].wire: v for c, v in base.items() if c in codec.by_column},
+            "base": {codec.by_column[c].wire: codec.dump_value(c, v) for c, v in base.items()
+                     if c in codec.by_column},
             "server": codec.dump(dict(server)) if server else None,
             "client": wire,
             "outcome": codec.dump(dict(outcome)) if outcome else None,

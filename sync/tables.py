@@ -49,7 +49,8 @@ class Change(SQLModel, table=True):
     actor_id: uuid.UUID | None = Field(default=None)
     client_id: str | None = Field(default=None, max_length=128)
     mutation_id: int | None = Field(default=None)
-    prev: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    # none_as_null: an insert has no previous values, stored as SQL NULL (not 'null').
+    prev: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
     __table_args__ = (sa.Index("ix_sync_change_row", "entity", "row_id", "version"),)

@@ -94,10 +94,13 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
             cols = tuple(sorted(values))
             values["_id"] = w.row_id
             updates[(table, cols)].append(values)
-        if w.children is not None and w.spec.child is not None:
+        if w.children is not None:
+            if w.spec.child is None:
+                raise ValueError(f"'{w.spec.name}' has no child rows")
             child = w.spec.child
             ids, rows = children.setdefault(child, ([], []))
-            ids.append(w.row_id)
+            if w.op != "insert":  # a new parent has no children to replace
+                ids.append(w.row_id)
             rows.extend(_child_row(child.table, c, child.parent_column, w.row_id)
                         for c in w.children)
 
@@ -113,7 +116,8 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
         await session.execute(stmt, rows)
     for child, (parent_ids, rows) in children.items():
         col = child.table.c[child.parent_column]
-        await session.execute(sa.delete(child.table).where(col.in_(parent_ids)))
+        if parent_ids:
+            await session.execute(sa.delete(child.table).where(col.in_(parent_ids)))
         if rows:
             await session.execute(sa.insert(child.table), rows)
 

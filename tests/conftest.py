@@ -4,6 +4,7 @@ FIELDSYNC_TEST_DATABASE_URL is set), the real ASGI app over httpx, real JWTs."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -32,27 +33,59 @@ _HASH = hash_password(PASSWORD)
 
 
 def _reset_pg(url: str) -> None:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    """Empty a PostgreSQL database's public schema (for tests that build their own)."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def _admin_engine(url: str) -> sa.Engine:
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
+                            isolation_level="AUTOCOMMIT")
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def template_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database migrated once per test session; each test gets a fresh copy of it."""
     if PG_URL:
-        _reset_pg(PG_URL)
-        return PG_URL
-    return f"sqlite:///{tmp_path / 'test.db'}"
+        base = PG_URL.rsplit("/", 1)[1]
+        engine = _admin_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{base}_tmpl" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{base}_tmpl"'))
+        engine.dispose()
+        url = _with_database(PG_URL, f"{base}_tmpl")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+    db_upgrade(Settings(database_url=url))
+    return url
+
+
+@pytest.fixture
+def database_url(template_url: str, tmp_path: Path) -> str:
+    if PG_URL:
+        base = PG_URL.rsplit("/", 1)[1]
+        engine = _admin_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{base}_run" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{base}_run" TEMPLATE "{base}_tmpl"'))
+        engine.dispose()
+        return _with_database(PG_URL, f"{base}_run")
+    target = tmp_path / "test.db"
+    shutil.copyfile(template_url.removeprefix("sqlite:///"), target)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    s = Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32,
-                 login_max_failures=5)
-    db_upgrade(s)
-    return s
+    return Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32,
+                    login_max_failures=5)
 
 
 @pytest.fixture

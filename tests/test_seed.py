@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
 
-from alembic import command
 from schema.enums import LeadStatus, OrderStatus
 from schema.registry import registry
 from schema.seed import SIZES, DemoGenerator, SeedError, seed_demo
@@ -30,25 +27,16 @@ from schema.tables import (
     ScopeKey,
     User,
 )
-from server.db import Database, create_engine
-from server.settings import Settings
+from server.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 6, 15)
 
 
 @pytest.fixture
-async def seed_db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A freshly migrated SQLite database (conftest's `db` fixture will replace this)."""
-    url = f"sqlite:///{tmp_path / 'seed.db'}"
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, "head")
-    db = Database(create_engine(Settings(database_url=url)))
-    try:
-        yield db
-    finally:
-        await db.dispose()
+def seed_db(db: Database) -> Database:
+    """The migrated test database (SQLite, or PostgreSQL when configured)."""
+    return db
 
 
 def _digest(gen: DemoGenerator) -> str:

@@ -11,15 +11,17 @@ from schema.graphql.auth import AuthMutation
 from schema.graphql.mutations import EntityMutation
 from schema.graphql.queries import Query as EntityQuery
 from schema.graphql.scalars import SCALARS
-from schema.graphql.sync_api import SyncMutation, SyncQuery
+from schema.graphql.sync_api import SyncMutation, SyncQuery, SyncSubscription
 
 Query = merge_types("Query", (EntityQuery, SyncQuery))
 Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, SyncMutation))
+Subscription = merge_types("Subscription", (SyncSubscription,))
 
 NODE_CLASSES = [cls for cls, _model in T.NODE_TYPES.values()]
 
 
 def build_schema(extensions: list[object] | None = None) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, mutation=Mutation, types=NODE_CLASSES,
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                             types=NODE_CLASSES,
                              extensions=extensions or [],
                              config=StrawberryConfig(scalar_map=SCALARS))

@@ -8,6 +8,7 @@ foreign clientId, an oversized batch, a forged cursor) are GraphQL errors with
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from enum import Enum
 
@@ -18,7 +19,9 @@ from strawberry.types import Info
 
 from schema import conflicts as conflict_service
 from schema import devices as device_service
+from sync.model import utcnow
 from sync.protocol import MutationIn, PushIn, SyncRequestError
+from sync.pull import scope_changed
 from sync.tables import Conflict as ConflictRow
 
 
@@ -275,3 +278,30 @@ class SyncMutation:
             for r in out.results])
 
 
+
+
+@strawberry.type(description="Your scope has news: pull with your own cursor.")
+class SyncPoke:
+    seq: int = strawberry.field(description="The newest change sequence number; compare "
+                                "with a poke you already handled to drop duplicates.")
+    at: datetime
+
+
+@strawberry.type
+class SyncSubscription:
+    @strawberry.subscription(description="Pokes within a second of a commit that touches your "
+                             "scope (graphql-ws; authenticate in connection_init).")
+    async def sync_poke(self, info: Info) -> AsyncGenerator[SyncPoke, None]:
+        ctx = info.context
+        viewer = ctx.viewer
+        if ctx.wait_for_changes is None or ctx.current_head is None:
+            raise GraphQLError("pokes are not available on this transport",
+                               extensions={"code": "UNAVAILABLE"})
+        seen = ctx.current_head()
+        while True:
+            head = await ctx.wait_for_changes(seen)
+            async with ctx.db.read() as session:
+                news = await scope_changed(session, viewer, seen, head)
+            seen = head
+            if news:
+                yield SyncPoke(seq=head, at=utcnow())

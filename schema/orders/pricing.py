@@ -35,19 +35,23 @@ def unit_price(product: ProductFacts, account_id: uuid.UUID, on: date,
                entries: list[PriceFacts]) -> tuple[int, int]:
     """(unit price, list discount in bp) for `product` at `account_id` on day `on`.
 
-    An account's own entry beats a general one; among equals the latest `valid_from`
-    wins; with no entry the product's list price applies.
+    Prices and discounts are chosen separately: the price is the most specific entry
+    valid that day (the account's own beats the general one, then the latest
+    `valid_from`), falling back to the product's list price; the discount likewise,
+    applied on top of that price. So a promotion never undoes a year's price list.
     """
     valid = [e for e in entries
              if e.product_id == product.id and e.valid_from <= on
              and (e.valid_to is None or on < e.valid_to)
              and e.account_id in (None, account_id)]
-    if not valid:
-        return product.unit_price_cents, 0
-    best = max(valid, key=lambda e: (e.account_id is not None, e.valid_from))
-    if best.unit_price_cents is not None:
-        return best.unit_price_cents, 0
-    return product.unit_price_cents, best.discount_bp or 0
+
+    def best(kind: list[PriceFacts]) -> PriceFacts | None:
+        return max(kind, key=lambda e: (e.account_id is not None, e.valid_from), default=None)
+
+    price = best([e for e in valid if e.unit_price_cents is not None])
+    discount = best([e for e in valid if e.discount_bp is not None])
+    return (price.unit_price_cents if price else product.unit_price_cents,  # type: ignore[return-value]
+            discount.discount_bp if discount else 0)  # type: ignore[return-value]
 
 
 def line_total(quantity: int, unit_price_cents: int, discount_bp: int) -> int:

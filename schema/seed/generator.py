@@ -159,7 +159,12 @@ class DemoGenerator:
         return plans
 
     def account_bundles(self) -> Iterator[Bundle]:
-        """Each account with its contacts, prices, orders, invoices, notes, cases and tasks."""
+        """Each account with its contacts, prices, orders, invoices, notes, cases and tasks.
+
+        A generator streams its accounts once: numbering and observations accumulate.
+        """
+        if self.observed.tier_of:
+            raise RuntimeError("a DemoGenerator streams its accounts once; make a new one")
         for plan in self.accounts:
             self.observed.tier_of[str(plan.id)] = plan.tier
             if plan.churn:

@@ -1,0 +1,755 @@
+"""Convergence: generated offline scenarios against the real app, through GraphQL.
+
+Three devices (rep1's phone and tablet, rep2's phone) keep a local replica (what they
+pulled) and an outbox of mutations with stable mutationIds. A scenario is a list of
+steps drawn by hypothesis: offline edits, creates and deletes on a device; a manager's
+online edits; an account reassigned between the reps; and syncs, during which push
+responses get lost (the batch is sent again at once, or later together with newer
+mutations) and pull responses get lost (the same cursor is asked again).
+
+After every device has synced twice more, with no faults:
+(a) every mutation a device made has exactly one stored outcome, and every response
+    that carried it (lost or not) said the same thing;
+(b) each replica equals a fresh pull (cursor null, new clientId) for the same user;
+(c) no replica holds a record outside its user's scope, read from the database.
+
+Every example runs on a database of its own: a copy of a migrated and seeded SQLite
+file, or, with FIELDSYNC_TEST_DATABASE_URL, the PostgreSQL schema migrated once and its
+rows restored to the seeded snapshot before each example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from schema.bulk import insert_rows
+from schema.enums import Role
+from schema.identity.tables import User
+from schema.registry import registry
+from schema.scope import Principal, visible_keys
+from server.app import create_app
+from server.cli import db_upgrade
+from server.db import Database, create_engine, create_sync_engine
+from server.settings import Settings
+from tests.conftest import World, make_world
+
+PUSH = """mutation($input: SyncPushInput!) { syncPush(input: $input) { lastMutationId
+  results { mutationId status id version data conflictId
+            error { code message field retryable } warnings { code message field retryable } } } }"""
+PULL = """query($c: ID!, $cursor: String, $limit: Int) {
+  syncPull(clientId: $c, cursor: $cursor, limit: $limit) {
+    changes { entity id op version data } cursor hasMore reset lastMutationId } }"""
+MANAGER_UPDATE = {
+    e: f"""mutation($id: ID!, $input: {t}Input!, $v: Int) {{
+        update{t}(id: $id, input: $input, baseVersion: $v) {{
+          status conflictId errors {{ code message field }} }} }}"""
+    for e, t in (("account", "Account"), ("contact", "Contact"), ("lead", "Lead"))
+}
+MANAGER_DELETE_CONTACT = """mutation($id: ID!, $v: Int) { deleteContact(id: $id, baseVersion: $v) {
+  status conflictId errors { code message field } } }"""
+
+DEVICES = {"r1-phone": "rep1", "r1-tablet": "rep1", "r2-phone": "rep2"}
+OUTCOMES = {"APPLIED", "MERGED", "CONFLICT", "REJECTED"}
+ACCOUNT_REF = "<an account>"  # a value drawn from the accounts the writer can see
+REP_REF = "<a rep>"
+
+#: What devices edit offline: entity → wire field → candidate values.
+DEVICE_FIELDS: dict[str, dict[str, list[Any]]] = {
+    "account": {"name": ["Shop A", "Shop B", "Shop C"], "phone": ["1", "2", None],
+                "city": ["Lyon", "Paris", None], "street": ["1 Rue", "2 Rue"],
+                "notes": ["n1", "n2", None], "creditLimitCents": [5_000, 900_000]},
+    "contact": {"firstName": ["Ann", "Bob", "Cy"], "phone": ["1", "2", None],
+                "title": ["CEO", "Buyer", None], "accountId": [ACCOUNT_REF]},
+    "lead": {"company": ["Acme", "Globex"], "phone": ["1", "2"], "score": [10, 90],
+             "status": ["CONTACTED", "QUALIFIED", "DISQUALIFIED", "NEW"]},
+    "visitNote": {"body": ["ok", "call back"], "accountId": [ACCOUNT_REF]},
+    "order": {"poNumber": ["PO-1", "PO-2"], "status": ["CANCELLED", "DRAFT", "SUBMITTED"]},
+}
+#: What the manager edits online.
+MANAGER_FIELDS: dict[str, dict[str, list[Any]]] = {
+    "account": {"name": ["HQ Shop", "Depot"], "phone": ["9", None], "city": ["Nice", "Lyon"],
+                "status": ["ON_HOLD", "ACTIVE"], "creditLimitCents": [1_000, 100_000]},
+    "contact": {"firstName": ["Dee", "Ann"], "phone": ["8", None], "accountId": [ACCOUNT_REF]},
+    "lead": {"company": ["Initech"], "status": ["QUALIFIED", "NEW", "DISQUALIFIED"],
+             "ownerId": [REP_REF]},
+}
+PG_URL = os.environ.get("FIELDSYNC_TEST_DATABASE_URL")
+CREATABLE = ("contact", "lead", "visitNote", "order")
+DELETABLE = ("contact", "lead", "visitNote", "order", "account")
+
+
+# -- steps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Edit:
+    dev: str
+    entity: str
+    field: str
+    pick: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Create:
+    dev: str
+    entity: str
+    pick: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Delete:
+    dev: str
+    entity: str
+    pick: int
+
+
+@dataclass(frozen=True)
+class Sync:
+    dev: str
+    batch: int = 5
+    limit: int = 50
+    #: Per push batch: "ok", "resend" (response lost, sent again at once) or "offline"
+    #: (response lost, the device stops and sends it again at its next sync).
+    push_faults: tuple[str, ...] = ()
+    lose_pull: bool = False
+
+
+@dataclass(frozen=True)
+class ManagerEdit:
+    entity: str
+    field: str
+    pick: int
+    value: int
+    with_base: bool = True
+
+
+@dataclass(frozen=True)
+class ManagerDeleteContact:
+    pick: int
+
+
+@dataclass(frozen=True)
+class Reassign:
+    """The manager gives an account of the team to the other rep."""
+
+    pick: int
+
+
+@dataclass(frozen=True)
+class MoveContact:
+    """The manager moves a contact to another account of the team (maybe another rep's)."""
+
+    pick: int
+    to: int
+
+
+Step = Edit | Create | Delete | Sync | ManagerEdit | ManagerDeleteContact | Reassign | MoveContact
+
+DEV = st.sampled_from(list(DEVICES))
+PICK = st.integers(0, 5)
+VALUE = st.integers(0, 3)
+FAULTS = st.lists(st.sampled_from(["ok", "resend", "offline"]), max_size=3).map(tuple)
+
+
+def _fields(table: dict[str, dict[str, list[Any]]]) -> list[tuple[str, str]]:
+    return [(e, f) for e, fs in table.items() for f in fs]
+
+
+edits = st.builds(lambda d, ef, p, v: Edit(d, ef[0], ef[1], p, v),
+                  DEV, st.sampled_from(_fields(DEVICE_FIELDS)), PICK, VALUE)
+creates = st.builds(Create, DEV, st.sampled_from(CREATABLE), PICK, VALUE)
+deletes = st.builds(Delete, DEV, st.sampled_from(DELETABLE), PICK)
+syncs = st.builds(Sync, DEV, st.integers(1, 4), st.sampled_from([2, 5, 50]), FAULTS,
+                  st.booleans())
+manager_edits = st.builds(lambda ef, p, v, b: ManagerEdit(ef[0], ef[1], p, v, b),
+                          st.sampled_from(_fields(MANAGER_FIELDS)), PICK, VALUE, st.booleans())
+steps = st.lists(
+    st.one_of(edits, syncs, creates, edits, manager_edits, syncs, st.builds(Reassign, PICK),
+              st.builds(MoveContact, PICK, PICK), deletes, st.builds(ManagerDeleteContact, PICK)),
+    min_size=1, max_size=30,
+)
+
+
+# -- databases ------------------------------------------------------------------------
+
+
+def _settings(url: str) -> Settings:
+    return Settings(database_url=url, jwt_secret="test-secret-" + "x" * 32,
+                    login_max_failures=5)
+
+
+@dataclass
+class Template:
+    settings: Settings
+    world: World
+    #: Seeded contacts and leads by label ("contact@rep1a", "lead@rep2").
+    seeds: dict[str, uuid.UUID]
+    sqlite_file: Path | None = None
+    #: PostgreSQL: every table's rows after seeding, restored before each example.
+    snapshot: list[tuple[sa.Table, list[dict[str, Any]]]] = field(default_factory=list)
+
+
+async def _seed(settings: Settings) -> tuple[World, dict[str, uuid.UUID]]:
+    db = Database(create_engine(settings))
+    seeds: dict[str, uuid.UUID] = {}
+    try:
+        world = await make_world(db)
+        async with db.write() as s:  # something to edit from the first step on
+            for name in ("rep1a", "rep1b", "rep2a", "rep2b"):
+                (seeds[f"contact@{name}"],) = await insert_rows(s, "contact", [{
+                    "account_id": world.accounts[name], "first_name": "Seed", "last_name": name}])
+            for rep in ("rep1", "rep2"):
+                (seeds[f"lead@{rep}"],) = await insert_rows(s, "lead", [{
+                    "company": f"{rep} lead", "owner_id": world.users[rep]}])
+        return world, seeds
+    finally:
+        await db.dispose()
+
+
+def _reset_pg(url: str) -> None:
+    engine = create_sync_engine(_settings(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+def build_template(tmp: Path) -> Template:
+    if PG_URL:
+        _reset_pg(PG_URL)
+        settings = _settings(PG_URL)
+    else:
+        settings = _settings(f"sqlite:///{tmp / 'template.db'}")
+    db_upgrade(settings)
+    world, seeds = asyncio.run(_seed(settings))
+    template = Template(settings, world, seeds)
+    if PG_URL:
+        engine = create_sync_engine(settings)
+        try:
+            meta = sa.MetaData()
+            meta.reflect(engine)
+            with engine.connect() as conn:
+                template.snapshot = [
+                    (t, [dict(r) for r in conn.execute(sa.select(t)).mappings()])
+                    for t in meta.sorted_tables if t.name != "alembic_version"]
+        finally:
+            engine.dispose()
+    else:
+        template.sqlite_file = tmp / "template.db"
+    return template
+
+
+@contextmanager
+def fresh_database(template: Template) -> Iterator[Settings]:
+    if template.sqlite_file is None:
+        engine = create_sync_engine(template.settings)
+        try:
+            with engine.begin() as conn:
+                names = ", ".join(f'"{t.name}"' for t, _ in template.snapshot)
+                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+                for table, rows in template.snapshot:
+                    if rows:
+                        conn.execute(sa.insert(table), rows)
+        finally:
+            engine.dispose()
+        yield template.settings
+        return
+    with tempfile.TemporaryDirectory(prefix="fieldsync-conv-") as d:
+        path = Path(d) / "example.db"
+        with closing(sqlite3.connect(template.sqlite_file)) as src, \
+                closing(sqlite3.connect(path)) as dst:
+            src.backup(dst)
+        yield _settings(f"sqlite:///{path}")
+
+
+# -- the simulation ---------------------------------------------------------------------
+
+
+class Failure(AssertionError):
+    pass
+
+
+@dataclass
+class Device:
+    client_id: str
+    user: str
+    replica: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    cursor: str | None = None
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    next_mid: int = 1
+    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Rows this device created that it has not pulled yet: (entity, id) → mutationId.
+    created: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def rows(self, entity: str) -> list[tuple[str, int | None]]:
+        """(id, base version) of what the device can edit, in a stable order."""
+        mine = {i: v for (e, i), (v, _) in self.replica.items() if e == entity}
+        pending: dict[str, int | None] = {i: 1 for (e, i) in self.created if e == entity}
+        return sorted({**pending, **mine}.items())
+
+
+class Sim:
+    def __init__(self, http: httpx.AsyncClient, db: Database, template: Template,
+                 tokens: dict[str, str]) -> None:
+        self.http, self.db, self.tokens = http, db, tokens
+        self.world, self.seeds = template.world, template.seeds
+        self.devices = {c: Device(c, u) for c, u in DEVICES.items()}
+        self.first_seen: dict[tuple[str, int], dict[str, Any]] = {}
+        self.trace: list[str] = []
+        self.labels: dict[str, str] = {}
+        for names in (self.world.accounts, self.world.users, self.seeds):
+            self.labels.update({str(i): name for name, i in names.items()})
+        self.counter = itertools.count(1)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def label(self, row_id: str, entity: str = "") -> str:
+        if row_id not in self.labels:
+            self.labels[row_id] = f"{entity}#{next(self.counter)}"
+        return self.labels[row_id]
+
+    def log(self, line: str) -> None:
+        self.trace.append(line)
+
+    def fail(self, message: str) -> Failure:
+        return Failure(f"{message}\n\nScenario as run ({len(self.trace)} lines):\n  "
+                       + "\n  ".join(self.trace))
+
+    async def gql(self, user: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        r = await self.http.post("/graphql", json={"query": query, "variables": variables},
+                                 headers={"Authorization": f"Bearer {self.tokens[user]}"})
+        body = r.json()
+        if r.status_code != 200 or body.get("errors"):
+            raise self.fail(f"GraphQL call by {user} failed: {r.status_code} {body}")
+        return body["data"]  # type: ignore[no-any-return]
+
+    def value(self, raw: Any, pick: int, accounts: list[str]) -> Any:
+        if raw == ACCOUNT_REF:
+            return accounts[pick % len(accounts)] if accounts else None
+        if raw == REP_REF:
+            return str(self.world.users[("rep1", "rep2")[pick % 2]])
+        return raw
+
+    def show(self, fields: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={self.labels.get(v, v) if isinstance(v, str) else v!r}"
+                         for k, v in fields.items() if k != "lines")
+
+    @staticmethod
+    def now() -> str:
+        return datetime.now(UTC).isoformat()
+
+    def enqueue(self, d: Device, op: str, entity: str, row_id: str, base: int | None,
+                fields: dict[str, Any] | None) -> None:
+        m = {"mutationId": d.next_mid, "entity": entity, "op": op, "id": row_id,
+             "baseVersion": base, "fields": fields, "clientTime": self.now()}
+        d.next_mid += 1
+        d.outbox.append(m)
+        if op == "CREATE":
+            d.created[(entity, row_id)] = m["mutationId"]
+        self.log(f"{d.client_id}: m{m['mutationId']} {op} {self.label(row_id, entity)} "
+                 f"base=v{base} {self.show(fields or {})}")
+
+    # -- steps ----------------------------------------------------------------------
+
+    async def run(self, step: Step | Scripted) -> None:
+        if isinstance(step, Edit):
+            await self.edit(step)
+        elif isinstance(step, Create):
+            self.create(step)
+        elif isinstance(step, Delete):
+            self.delete(step)
+        elif isinstance(step, Sync):
+            await self.sync(self.devices[step.dev], step)
+        elif isinstance(step, ManagerEdit):
+            await self.manager_edit(step)
+        elif isinstance(step, ManagerDeleteContact):
+            await self.manager_delete_contact(step)
+        elif isinstance(step, Reassign):
+            await self.reassign(step)
+        elif isinstance(step, MoveContact):
+            await self.move_contact(step)
+        else:
+            await step(self)
+
+    async def edit(self, s: Edit) -> None:
+        d = self.devices[s.dev]
+        rows = d.rows(s.entity)
+        if not rows:
+            return
+        row_id, base = rows[s.pick % len(rows)]
+        raw = DEVICE_FIELDS[s.entity][s.field]
+        value = self.value(raw[s.value % len(raw)], s.pick + s.value,
+                           [i for i, _ in d.rows("account")])
+        self.enqueue(d, "UPDATE", s.entity, row_id, base, {s.field: value})
+
+    def create(self, s: Create) -> None:
+        d = self.devices[s.dev]
+        accounts = [i for i, _ in d.rows("account")]
+        row_id = str(uuid.uuid4())
+        if s.entity == "lead":
+            fields: dict[str, Any] = {"company": f"New lead {s.value}", "status": "NEW"}
+        elif not accounts:
+            return
+        else:
+            account = accounts[s.pick % len(accounts)]
+            fields = {
+                "contact": {"accountId": account, "firstName": "New", "lastName": str(s.value)},
+                "visitNote": {"accountId": account, "body": f"visit {s.value}"},
+                "order": {"accountId": account, "status": ("SUBMITTED", "DRAFT")[s.value % 2],
+                          "lines": [{"productId": str(self.world.products["cola"]),
+                                     "quantity": 1 + s.value * 3}]},
+            }[s.entity]
+        self.enqueue(d, "CREATE", s.entity, row_id, None, fields)
+
+    def delete(self, s: Delete) -> None:
+        d = self.devices[s.dev]
+        rows = d.rows(s.entity)
+        if rows:
+            row_id, base = rows[s.pick % len(rows)]
+            self.enqueue(d, "DELETE", s.entity, row_id, base, None)
+
+    async def team_rows(self, entity: str) -> list[tuple[str, int]]:
+        spec = registry[entity]
+        principal = Principal(self.world.users["manager1"], Role.MANAGER)
+        keys = visible_keys(principal)
+        assert keys is not None
+        async with self.db.read() as s:
+            rows = await s.execute(
+                sa.select(spec.table.c.id, spec.table.c.version)
+                .where(spec.table.c.deleted.is_(False), spec.table.c.scope_key.in_(keys))
+                .order_by(spec.table.c.id))
+            return [(str(i), v) for i, v in rows]
+
+    async def manager_update(self, entity: str, row_id: str, fields: dict[str, Any],
+                             base: int | None, what: str = "update") -> dict[str, Any]:
+        out = (await self.gql("manager1", MANAGER_UPDATE[entity], {
+            "id": row_id, "input": fields, "v": base,
+        }))[f"update{entity[0].upper()}{entity[1:]}"]
+        self.log(f"manager1 online: {what} {entity} {self.label(row_id, entity)} "
+                 f"{self.show(fields)} base={'v' + str(base) if base else None} "
+                 f"-> {out['status']} {[e['code'] for e in out['errors']]}")
+        return out  # type: ignore[no-any-return]
+
+    async def manager_edit(self, s: ManagerEdit) -> None:
+        rows = await self.team_rows(s.entity)
+        if not rows:
+            return
+        row_id, version = rows[s.pick % len(rows)]
+        raw = MANAGER_FIELDS[s.entity][s.field]
+        accounts = [i for i, _ in await self.team_rows("account")]
+        value = self.value(raw[s.value % len(raw)], s.pick + s.value, accounts)
+        await self.manager_update(s.entity, row_id, {s.field: value},
+                                  version if s.with_base else None)
+
+    async def move_contact(self, s: MoveContact) -> None:
+        rows = await self.team_rows("contact")
+        accounts = [i for i, _ in await self.team_rows("account")]
+        if rows:
+            row_id, version = rows[s.pick % len(rows)]
+            await self.manager_update("contact", row_id,
+                                      {"accountId": accounts[s.to % len(accounts)]}, version,
+                                      "move")
+
+    async def manager_delete_contact(self, s: ManagerDeleteContact) -> None:
+        rows = await self.team_rows("contact")
+        if not rows:
+            return
+        row_id, version = rows[s.pick % len(rows)]
+        out = (await self.gql("manager1", MANAGER_DELETE_CONTACT,
+                              {"id": row_id, "v": version}))["deleteContact"]
+        self.log(f"manager1 online: delete contact {self.label(row_id, 'contact')} "
+                 f"base=v{version} -> {out['status']} {[e['code'] for e in out['errors']]}")
+
+    async def reassign(self, s: Reassign) -> None:
+        rows = await self.team_rows("account")
+        row_id, _ = rows[s.pick % len(rows)]
+        await self.give_account(row_id)
+
+    async def give_account(self, row_id: str, to: str | None = None) -> None:
+        t = registry["account"].table
+        async with self.db.read() as sess:
+            owner, version = (await sess.execute(sa.select(t.c.owner_id, t.c.version).where(
+                t.c.id == uuid.UUID(row_id)))).one()
+        to = to or ("rep2" if owner == self.world.users["rep1"] else "rep1")
+        out = await self.manager_update("account", row_id,
+                                        {"ownerId": str(self.world.users[to])}, version,
+                                        "reassign")
+        if out["status"] != "APPLIED":
+            raise self.fail(f"reassigning an account failed: {out}")
+
+    # -- sync -----------------------------------------------------------------------
+
+    async def push(self, d: Device, batch: list[dict[str, Any]]) -> dict[str, Any]:
+        res = (await self.gql(d.user, PUSH, {"input": {
+            "clientId": d.client_id, "protocolVersion": 1, "mutations": batch}}))["syncPush"]
+        mids = [m["mutationId"] for m in batch]
+        if [r["mutationId"] for r in res["results"]] != mids:
+            raise self.fail(f"{d.client_id}: results {res['results']} do not answer {mids}")
+        if res["lastMutationId"] != mids[-1]:
+            raise self.fail(f"{d.client_id}: lastMutationId {res['lastMutationId']} after "
+                            f"pushing {mids}")
+        for r in res["results"]:
+            key = (d.client_id, r["mutationId"])
+            if r["status"] not in OUTCOMES:
+                raise self.fail(f"{d.client_id}: unknown status in {r}")
+            if r["error"] and r["error"]["code"] in ("MUTATION_GAP", "INTERNAL_ERROR",
+                                                      "RESULT_EXPIRED"):
+                raise self.fail(f"{d.client_id}: m{r['mutationId']} got {r['error']}")
+            if key not in self.first_seen:
+                self.first_seen[key] = r
+            elif self.first_seen[key] != r:
+                raise self.fail(f"{d.client_id}: m{r['mutationId']} sent again got a different "
+                                f"result:\n  first: {self.first_seen[key]}\n  again: {r}")
+        return res
+
+    async def sync(self, d: Device, s: Sync) -> None:
+        faults = iter(s.push_faults)
+        while d.outbox:
+            batch = d.outbox[:s.batch]
+            res = await self.push(d, batch)
+            fault = next(faults, "ok")
+            summary = ", ".join(f"m{r['mutationId']} {r['status']}"
+                                + (f" {r['error']['code']}" if r["error"] else "")
+                                for r in res["results"])
+            self.log(f"{d.client_id}: push [{summary}]"
+                     + ("" if fault == "ok" else f"  <response lost: {fault}>"))
+            if fault == "offline":
+                return
+            if fault == "resend":
+                res = await self.push(d, batch)
+                self.log(f"{d.client_id}: push again -> same results")
+            for r in res["results"]:
+                d.outcomes[r["mutationId"]] = r
+                if r["status"] == "REJECTED" and r["version"] is None:
+                    d.created = {k: v for k, v in d.created.items() if v != r["mutationId"]}
+            del d.outbox[:len(batch)]
+        await self.pull(d, s.limit, s.lose_pull)
+
+    async def pull(self, d: Device, limit: int, lose_first: bool) -> None:
+        seen: list[str] = []
+        for _ in range(500):
+            page = (await self.gql(d.user, PULL, {"c": d.client_id, "cursor": d.cursor,
+                                                  "limit": limit}))["syncPull"]
+            if lose_first:
+                lose_first = False
+                seen.append("<page lost>")
+                continue
+            if page["reset"]:
+                d.replica.clear()
+                seen.append("RESET")
+            for c in page["changes"]:
+                key = (c["entity"], c["id"])
+                if c["op"] == "UPSERT":
+                    d.replica[key] = (c["version"], c["data"])
+                else:
+                    d.replica.pop(key, None)
+                d.created.pop(key, None)
+                seen.append(f"{c['op']} {self.label(c['id'], c['entity'])} v{c['version']}")
+            d.cursor = page["cursor"]
+            if not page["hasMore"]:
+                break
+        else:
+            raise self.fail(f"{d.client_id}: pull never finished")
+        acked = set(d.outcomes)
+        d.created = {k: v for k, v in d.created.items() if v not in acked}
+        interesting = [x for x in seen if not x.startswith(("UPSERT product", "UPSERT priceEntry",
+                                                            "UPSERT territory"))]
+        self.log(f"{d.client_id}: pull(limit={limit}) [{', '.join(interesting)}]")
+
+    # -- checks -----------------------------------------------------------------------
+
+    async def fresh_pull(self, user: str, client_id: str) -> dict[tuple[str, str], Any]:
+        out: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        cursor = None
+        for _ in range(100):
+            page = (await self.gql(user, PULL, {"c": client_id, "cursor": cursor,
+                                                "limit": 1000}))["syncPull"]
+            for c in page["changes"]:
+                if c["op"] == "UPSERT":
+                    out[(c["entity"], c["id"])] = (c["version"], c["data"])
+                else:
+                    out.pop((c["entity"], c["id"]), None)
+            cursor = page["cursor"]
+            if not page["hasMore"]:
+                return out
+        raise self.fail(f"fresh pull for {user} never finished")
+
+    async def in_scope(self, user: str) -> dict[tuple[str, str], int]:
+        """(entity, id) → version of every live row the user may read, from the tables."""
+        u = self.world.users[user]
+        async with self.db.read() as s:
+            role = (await s.get(User, u)).role  # type: ignore[union-attr]
+            keys = visible_keys(Principal(u, role))
+            out: dict[tuple[str, str], int] = {}
+            for spec in registry.specs:
+                t = spec.table
+                stmt = sa.select(t.c.id, t.c.version).where(t.c.deleted.is_(False))
+                if keys is not None:
+                    stmt = stmt.where(t.c.scope_key.in_(keys))
+                for i, v in await s.execute(stmt):
+                    out[(spec.name, str(i))] = v
+        return out
+
+    def diff(self, name: str, mine: dict[tuple[str, str], Any],
+             truth: dict[tuple[str, str], Any]) -> list[str]:
+        lines = []
+        for key in sorted(set(mine) | set(truth)):
+            a, b = mine.get(key), truth.get(key)
+            if a == b:
+                continue
+            what = f"{key[0]} {self.label(key[1], key[0])}"
+            if a is None:
+                lines.append(f"{what}: missing on the device ({name} has {b})")
+            elif b is None:
+                lines.append(f"{what}: held by the device ({a}) but not in {name}")
+            else:
+                lines.append(f"{what}: device {a} vs {name} {b}")
+        return lines
+
+    async def check(self) -> None:
+        async with self.db.read() as s:
+            stored = {(c, m): (st_, res) for c, m, st_, res in await s.execute(sa.text(
+                "SELECT client_id, mutation_id, status, result FROM sync_mutation"))}
+            last = dict((await s.execute(sa.text(
+                "SELECT id, last_mutation_id FROM sync_client"))).all())
+        problems: list[str] = []
+        for d in self.devices.values():
+            made = set(range(1, d.next_mid))
+            if d.outbox:
+                problems.append(f"{d.client_id}: outbox not empty after the final syncs")
+            if set(d.outcomes) != made:
+                problems.append(f"{d.client_id}: outcomes for {sorted(d.outcomes)}, made "
+                                f"{sorted(made)}")
+            rows = {m for (c, m) in stored if c == d.client_id}
+            if rows != made:
+                problems.append(f"{d.client_id}: stored outcomes for {sorted(rows)}, made "
+                                f"{sorted(made)}")
+            if made and last.get(d.client_id) != max(made):
+                problems.append(f"{d.client_id}: lastMutationId {last.get(d.client_id)} "
+                                f"≠ {max(made)}")
+            for mid in sorted(made & rows & set(d.outcomes)):
+                status, res = stored[(d.client_id, mid)]
+                if isinstance(res, str):
+                    res = json.loads(res)
+                res = {k: v for k, v in res.items() if k != "submitted"}
+                if status not in OUTCOMES or status != d.outcomes[mid]["status"]:
+                    problems.append(f"{d.client_id}: m{mid} stored {status}, device got "
+                                    f"{d.outcomes[mid]['status']}")
+                if self.first_seen[(d.client_id, mid)] != d.outcomes[mid]:
+                    problems.append(f"{d.client_id}: m{mid} answered differently over time")
+        if problems:
+            raise self.fail("exactly-once outcomes broken:\n  " + "\n  ".join(problems))
+
+        for n, d in enumerate(self.devices.values()):
+            fresh = await self.fresh_pull(d.user, f"audit-{n}-{uuid.uuid4().hex[:8]}")
+            scope = await self.in_scope(d.user)
+            held = {k: v for k, (v, _) in d.replica.items()}
+            outside = [f"{e} {self.label(i, e)} v{held[(e, i)]}" for (e, i) in sorted(held)
+                       if (e, i) not in scope]
+            if outside:
+                raise self.fail(f"{d.client_id} ({d.user}) holds records outside its scope "
+                                f"(deleted, or under a key it cannot read):\n  "
+                                + "\n  ".join(outside))
+            versions = {k: v for k, (v, _) in fresh.items()}
+            if versions != scope:
+                raise self.fail(f"a fresh pull for {d.user} does not match the tables:\n  "
+                                + "\n  ".join(self.diff("the tables", versions, scope)))
+            if d.replica != fresh:
+                raise self.fail(f"{d.client_id} ({d.user}) did not converge to a fresh pull:\n  "
+                                + "\n  ".join(self.diff("a fresh pull", d.replica, fresh)))
+
+
+async def _tokens(db: Database, app: Any, world: World) -> dict[str, str]:
+    out = {}
+    async with db.write() as s:
+        for name in ("rep1", "rep2", "manager1"):
+            user = await s.get(User, world.users[name])
+            assert user is not None
+            out[name] = (await app.state.services.tokens.issue(s, user)).access_token
+    return out
+
+
+Scripted = Callable[["Sim"], Awaitable[None]]
+
+
+async def run_scenario(settings: Settings, template: Template,
+                       scenario: Sequence[Step | Scripted]) -> None:
+    app = create_app(settings)
+    db: Database = app.state.services.db
+    try:
+        tokens = await _tokens(db, app, template.world)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            sim = Sim(http, db, template, tokens)
+            try:
+                for d in sim.devices.values():
+                    await sim.sync(d, Sync(d.client_id))
+                sim.log("---- initial sync done ----")
+                for step in scenario:
+                    await sim.run(step)
+                sim.log("---- final syncs ----")
+                for _ in range(2):
+                    for d in sim.devices.values():
+                        await sim.sync(d, Sync(d.client_id, batch=5, limit=50))
+                await sim.check()
+            except Failure:
+                raise
+            except Exception as e:
+                raise sim.fail(f"the scenario broke: {e!r}") from e
+    finally:
+        await db.dispose()
+
+
+# -- the tests ----------------------------------------------------------------------------
+
+def test_devices_converge_under_offline_edits_lost_responses_and_reassignment(
+        tmp_path: Path) -> None:
+    template = build_template(tmp_path)
+
+    @settings(max_examples=25, deadline=None, print_blob=False, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(steps)
+    def scenario(plan: list[Step]) -> None:
+        with fresh_database(template) as s:
+            asyncio.run(run_scenario(s, template, plan))
+
+    scenario()
+
+
+def test_contact_that_left_an_account_is_evicted_when_the_account_leaves_too(
+        tmp_path: Path) -> None:
+    """The smallest scenario the generated test finds for the eviction bug: the manager
+    moves a contact from rep1's account to rep2's, then gives that account of rep1 to
+    rep2 too; rep1's devices, which had not pulled in between, keep the contact forever."""
+    template = build_template(tmp_path)
+
+    async def move_contact_then_its_old_account(sim: Sim) -> None:
+        contact = str(template.seeds["contact@rep1a"])
+        await sim.manager_update("contact", contact,
+                                 {"accountId": str(template.world.accounts["rep2a"])}, 1, "move")
+        await sim.give_account(str(template.world.accounts["rep1a"]), "rep2")
+
+    with fresh_database(template) as s:
+        asyncio.run(run_scenario(s, template, [move_contact_then_its_old_account]))
