@@ -83,6 +83,23 @@ async def _create_user(settings: Settings, email: str, name: str, role: str,
     print(f"created {role} {email}")
 
 
+async def _compact(settings: Settings, days: int) -> None:
+    from datetime import timedelta
+
+    from server.db import Database, create_engine
+    from sync.model import utcnow
+    from sync.retention import compact
+
+    db = Database(create_engine(settings))
+    try:
+        async with db.write() as session:
+            report = await compact(session, timedelta(days=days), utcnow())
+    finally:
+        await db.dispose()
+    print(f"horizon at seq {report.horizon}: {report.changes_deleted} changes and "
+          f"{report.results_deleted} stored push results removed")
+
+
 def export_schema() -> str:
     from schema.graphql.root import build_schema
 
@@ -125,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--name", required=True)
     u.add_argument("--role", choices=["rep", "manager", "admin"], required=True)
     u.add_argument("--manager", help="the manager's email (for reps)")
+    j = sub.add_parser("jobs", help="maintenance jobs (idempotent; run them from cron)")
+    j.add_argument("job", choices=["compact"])
+    j.add_argument("--retention-days", type=int, default=None,
+                   help="default: FIELDSYNC_SYNC_TOMBSTONE_RETENTION_DAYS")
     e = sub.add_parser("schema", help="GraphQL schema")
     e.add_argument("action", choices=["export"])
     e.add_argument("--output", type=Path, default=ROOT / "schema.graphql")
@@ -140,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_seed(settings, args.size, args.seed, args.patterns))
     elif args.command == "user":
         asyncio.run(_create_user(settings, args.email, args.name, args.role, args.manager))
+    elif args.command == "jobs":
+        days = args.retention_days if args.retention_days is not None \
+            else settings.sync_tombstone_retention_days
+        asyncio.run(_compact(settings, days))
     elif args.command == "schema":
         args.output.write_text(export_schema())
         print(f"wrote {args.output}")

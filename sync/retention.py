@@ -1,0 +1,45 @@
+"""Change-log retention: how long tombstones and history are kept, and what then.
+
+The horizon is the oldest sequence number still served incrementally. It only moves
+past changes that are older than the retention window *and* that every device seen in
+that window has already pulled; a device with a cursor below the horizon gets
+`reset: true` (a fresh snapshot, its outbox untouched) — never a silent gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.tables import Change, Client, LogHead, MutationResult
+
+
+@dataclass(frozen=True)
+class Compaction:
+    horizon: int
+    changes_deleted: int
+    results_deleted: int
+
+
+async def compact(session: AsyncSession, retention: timedelta, now: datetime) -> Compaction:
+    cutoff = now - retention
+    head, horizon = (await session.execute(
+        sa.select(LogHead.last_seq, LogHead.horizon_seq).where(LogHead.id == 1)
+        .with_for_update())).one()
+    old_enough = (await session.execute(
+        sa.select(sa.func.max(Change.seq)).where(Change.at < cutoff))).scalar_one() or 0
+    slowest_active = (await session.execute(
+        sa.select(sa.func.min(Client.last_pull_seq)).where(Client.last_pull_at >= cutoff)
+    )).scalar_one()
+    target = old_enough if slowest_active is None else min(old_enough, slowest_active)
+    target = max(horizon, min(target, head))
+    deleted = 0
+    if target > horizon:
+        deleted = (await session.execute(sa.delete(Change).where(Change.seq <= target))).rowcount
+        await session.execute(sa.update(LogHead).where(LogHead.id == 1).values(horizon_seq=target))
+    results = (await session.execute(
+        sa.delete(MutationResult).where(MutationResult.at < cutoff))).rowcount
+    return Compaction(target, int(deleted or 0), int(results or 0))
