@@ -35,6 +35,7 @@ from schema.registry import registry
 from server.auth import authenticate
 from server.db import Database, async_url, create_engine
 from server.explorer import explorer_html, static_routes
+from server.limits import BodySizeLimit
 from server.notify import Notifier
 from server.settings import Settings
 from server.tokens import TokenService
@@ -178,7 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz), Route("/readyz", readyz),
         *static_routes(),
     ]
-    middleware = []
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
     if settings.cors_origin_list:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
                                      allow_methods=["GET", "POST"],

@@ -262,3 +262,18 @@ async def test_delete_of_a_changed_record_keeps_the_edit(as_user: Any, world: Wo
     changes = await phone.pull()
     assert {"entity": "contact", "id": contact, "op": "DELETE"}.items() <= next(
         c for c in changes if c["id"] == contact).items()
+
+
+async def test_oversized_body_is_refused_with_413(client: Any, world: World) -> None:
+    huge = {"query": "{ me { email } }", "variables": {"pad": "x" * 4_100_000}}
+    r = await client.post("/graphql", json=huge)
+    assert r.status_code == 413
+    assert r.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_page_size_is_capped(as_user: Any, world: World) -> None:
+    rep1 = await as_user("rep1")
+    body = await rep1.raw("{ accounts(first: 100000) { edges { node { id } } } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_PAGE_SIZE"
+    pulled = await rep1.ok(PULL.replace("limit: 1000", "limit: 100000"), {"c": "cap"})
+    assert len(pulled["syncPull"]["changes"]) <= 1000
