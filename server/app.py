@@ -7,12 +7,12 @@ the lifespan state, so several app instances (tests, workers) never share global
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa

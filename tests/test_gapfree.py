@@ -14,8 +14,8 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from schema.scope import Principal, viewer_of
 from schema.enums import Role
+from schema.scope import Principal, viewer_of
 from server.db import Database
 from sync.protocol import MutationIn
 from tests.conftest import World

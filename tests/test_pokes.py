@@ -14,7 +14,7 @@ import websockets
 
 from server.db import Database, create_engine
 from server.settings import Settings
-from tests.conftest import LOGIN, PASSWORD, World, make_world
+from tests.conftest import LOGIN, PASSWORD, make_world
 from tests.servers import ServerProcess, uvicorn_server
 
 pytestmark = pytest.mark.slow
