@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.scope import Principal, team_ids, viewer_of, visible_keys
-from sync.model import utcnow
+from sync.model import dialect_name, utcnow
 from sync.protocol import MutationIn, MutationOut
 from sync.push import PushEngine
 from sync.tables import Conflict
@@ -24,8 +25,8 @@ def visible_conflicts(principal: Principal) -> sa.Select[Any]:
     keys = visible_keys(principal)
     if keys is None:
         return stmt
-    return stmt.where(sa.or_(Conflict.user_id.in_(team_ids(principal)),
-                             Conflict.scope_key.in_(keys)))
+    return stmt.where(sa.or_(col(Conflict.user_id).in_(team_ids(principal)),
+                             col(Conflict.scope_key).in_(keys)))
 
 
 async def resolve(session: AsyncSession, engine: PushEngine, principal: Principal,
@@ -33,8 +34,8 @@ async def resolve(session: AsyncSession, engine: PushEngine, principal: Principa
     """Keep one side. SERVER keeps what is stored; CLIENT re-applies the losing values
     (an edit, or a delete) as the resolver, so the usual rules still hold: a rep
     cannot push a credit limit through here either."""
-    stmt = visible_conflicts(principal).where(Conflict.id == conflict_id)
-    if session.bind.dialect.name == "postgresql":
+    stmt = visible_conflicts(principal).where(col(Conflict.id) == conflict_id)
+    if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update()
     conflict = (await session.execute(stmt)).scalar_one_or_none()
     if conflict is None or conflict.resolved:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.enums import OrderStatus, Role
 from schema.identity.tables import User
@@ -20,7 +21,7 @@ from sync.tables import Client, Conflict, LogHead
 
 def visible_users(principal: Principal) -> sa.Select[Any]:
     if principal.is_admin:
-        return sa.select(User.id)
+        return sa.select(col(User.id))
     return team_ids(principal)
 
 
@@ -44,31 +45,33 @@ class UserHealth:
 
 
 async def devices(session: AsyncSession, principal: Principal) -> list[DeviceRow]:
-    head = (await session.execute(sa.select(LogHead.last_seq))).scalar_one()
+    head = (await session.execute(sa.select(col(LogHead.last_seq)))).scalar_one()
     rows = await session.execute(
-        sa.select(Client, User.email).join(User, User.id == Client.user_id)
-        .where(Client.user_id.in_(visible_users(principal)))
-        .order_by(User.email, Client.id))
+        sa.select(Client, col(User.email)).join(User, col(User.id) == col(Client.user_id))
+        .where(col(Client.user_id).in_(visible_users(principal)))
+        .order_by(col(User.email), col(Client.id)))
     return [DeviceRow(c, email, max(0, head - c.last_pull_seq)) for c, email in rows]
 
 
 async def team_health(session: AsyncSession, principal: Principal) -> list[UserHealth]:
     start_of_day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     users = (await session.execute(
-        sa.select(User).where(User.id.in_(visible_users(principal)), User.active.is_(True),
-                              User.role != Role.ADMIN).order_by(User.email))).scalars().all()
+        sa.select(User).where(col(User.id).in_(visible_users(principal)),
+                              col(User.active).is_(True), col(User.role) != Role.ADMIN)
+        .order_by(col(User.email)))).scalars().all()
     ids = [u.id for u in users]
     synced = {r.user_id: r for r in await session.execute(
-        sa.select(Client.user_id, sa.func.count().label("n"),
-                  sa.func.max(Client.last_pull_at).label("last"))
-        .where(Client.user_id.in_(ids)).group_by(Client.user_id))}
+        sa.select(col(Client.user_id), sa.func.count().label("n"),
+                  sa.func.max(col(Client.last_pull_at)).label("last"))
+        .where(col(Client.user_id).in_(ids)).group_by(col(Client.user_id)))}
     rejected = dict((await session.execute(
-        sa.select(Order.rep_id, sa.func.count()).where(
-            Order.rep_id.in_(ids), Order.status == OrderStatus.REJECTED,
-            Order.deleted.is_(False)).group_by(Order.rep_id))).all())
+        sa.select(col(Order.rep_id), sa.func.count()).where(
+            col(Order.rep_id).in_(ids), col(Order.status) == OrderStatus.REJECTED,
+            col(Order.deleted).is_(False)).group_by(col(Order.rep_id)))).all())
     conflicts = dict((await session.execute(
-        sa.select(Conflict.user_id, sa.func.count()).where(
-            Conflict.user_id.in_(ids), Conflict.resolved.is_(False)).group_by(Conflict.user_id))).all())
+        sa.select(col(Conflict.user_id), sa.func.count()).where(
+            col(Conflict.user_id).in_(ids), col(Conflict.resolved).is_(False))
+        .group_by(col(Conflict.user_id)))).all())
     out = []
     for u in users:
         s = synced.get(u.id)

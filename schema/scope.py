@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from schema.enums import Role
 from schema.identity.tables import User
@@ -55,8 +56,8 @@ class Principal:
 def team_ids(principal: Principal) -> sa.Select[Any]:
     """The users whose data a principal reads as their own (themselves and their reps)."""
     if principal.is_manager:
-        return sa.select(User.id).where(
-            sa.or_(User.id == principal.user_id, User.manager_id == principal.user_id)
+        return sa.select(col(User.id)).where(
+            sa.or_(col(User.id) == principal.user_id, col(User.manager_id) == principal.user_id)
         )
     return sa.select(sa.literal(principal.user_id, sa.Uuid))
 
@@ -66,14 +67,14 @@ def visible_keys(principal: Principal) -> sa.Select[Any] | None:
     if principal.is_admin:
         return None
     if principal.is_manager:
-        return sa.select(ScopeKey.key).where(
+        return sa.select(col(ScopeKey.key)).where(
             sa.or_(
-                ScopeKey.holder_id.in_(team_ids(principal)),
-                ScopeKey.key.in_([PUBLIC_KEY, ARCHIVE_KEY, UNROUTED_KEY]),
+                col(ScopeKey.holder_id).in_(team_ids(principal)),
+                col(ScopeKey.key).in_([PUBLIC_KEY, ARCHIVE_KEY, UNROUTED_KEY]),
             )
         )
-    return sa.select(ScopeKey.key).where(
-        sa.or_(ScopeKey.holder_id == principal.user_id, ScopeKey.key == PUBLIC_KEY)
+    return sa.select(col(ScopeKey.key)).where(
+        sa.or_(col(ScopeKey.holder_id) == principal.user_id, col(ScopeKey.key) == PUBLIC_KEY)
     )
 
 

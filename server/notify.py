@@ -14,6 +14,7 @@ import logging
 
 import psycopg
 import sqlalchemy as sa
+from sqlmodel import col
 
 from server.db import Database
 from sync.tables import LogHead
@@ -38,7 +39,8 @@ class Notifier:
         self.head = await self._read_head()
         self._tasks.append(asyncio.create_task(self._watch(), name="fieldsync-head-watch"))
         if self.pg_dsn:
-            self._tasks.append(asyncio.create_task(self._listen(), name="fieldsync-listen"))
+            self._tasks.append(asyncio.create_task(self._listen(self.pg_dsn),
+                                                  name="fieldsync-listen"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -72,7 +74,7 @@ class Notifier:
 
     async def _read_head(self) -> int:
         async with self.db.read() as session:
-            return int((await session.execute(sa.select(LogHead.last_seq))).scalar_one())
+            return int((await session.execute(sa.select(col(LogHead.last_seq)))).scalar_one())
 
     async def _watch(self) -> None:
         while True:
@@ -102,10 +104,10 @@ class Notifier:
         finally:
             self._notify_pending = False
 
-    async def _listen(self) -> None:
+    async def _listen(self, dsn: str) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.pg_dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._wake.set()  # catch up on anything missed while disconnected
                     async for _ in conn.notifies():

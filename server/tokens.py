@@ -16,6 +16,7 @@ from datetime import timedelta
 import jwt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.identity.tables import RefreshToken, User
 from server.settings import Settings
@@ -138,6 +139,6 @@ class TokenService:
     async def revoke_family(session: AsyncSession, family: uuid.UUID) -> None:
         await session.execute(
             sa.update(RefreshToken)
-            .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+            .where(col(RefreshToken.family_id) == family, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=utcnow())
         )

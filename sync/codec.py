@@ -128,7 +128,7 @@ def _identity(v: Any) -> Any:
 def codec_for(column: sa.Column[Any]) -> FieldCodec:
     t = column.type
     if isinstance(t, sa.types.TypeDecorator):
-        t = t.impl  # AutoString, UTCDateTime: decide by what they store
+        t = t.impl_instance  # AutoString, UTCDateTime: decide by what they store
     parse: Callable[[Any], Any]
     dump: Callable[[Any], Any] = _identity
     if isinstance(t, sa.Enum) and t.enum_class is not None:

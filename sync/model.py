@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 from uuid6 import uuid7
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -32,6 +35,23 @@ def utcnow() -> datetime:
 def new_id() -> uuid.UUID:
     """UUIDv7: time-ordered, so client-minted keys keep index locality."""
     return uuid7()
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The `sa.Table` of a `table=True` model.
+
+    SQLModel sets `__table__` when the class is created, invisibly to type checkers; use
+    this wherever Core needs the table (its typed `.c` columns, `select(table)`).
+    """
+    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """The dialect ("sqlite", "postgresql") of the engine a session is bound to."""
+    bind = session.bind
+    if bind is None:
+        raise RuntimeError("the session is not bound to an engine")
+    return bind.dialect.name
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

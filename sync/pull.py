@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from sync.cursor import CursorCodec, Position
 from sync.model import utcnow
@@ -45,7 +46,8 @@ class PullEngine:
         client = await claim_client(session, client_id, viewer.user_id, lock=False)
         size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
         head, horizon = (await session.execute(
-            sa.select(LogHead.last_seq, LogHead.horizon_seq).where(LogHead.id == 1))).one()
+            sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq))
+            .where(col(LogHead.id) == 1))).one()
         reset = False
         if cursor:
             pos = self.cursors.decode(cursor, client_id)
@@ -71,16 +73,17 @@ class PullEngine:
 
 async def scope_changed(session: AsyncSession, viewer: Viewer, after: int, upto: int) -> bool:
     """Whether any change in (after, upto] concerns the viewer (one indexed query)."""
-    stmt = sa.select(Change.seq).where(Change.seq > after, Change.seq <= upto).limit(1)
+    seq = col(Change.seq)
+    stmt = sa.select(seq).where(seq > after, seq <= upto).limit(1)
     if viewer.keys is not None:
-        stmt = stmt.where(sa.or_(Change.scope_key.in_(viewer.keys),
-                                 Change.prev_scope_key.in_(viewer.keys)))
+        stmt = stmt.where(sa.or_(col(Change.scope_key).in_(viewer.keys),
+                                 col(Change.prev_scope_key).in_(viewer.keys)))
     return (await session.execute(stmt)).first() is not None
 
 
 async def _touch(session: AsyncSession, client: Client, seq: int) -> None:
     await session.execute(
-        sa.update(Client).where(Client.id == client.id)
+        sa.update(Client).where(col(Client.id) == client.id)
         .values(last_pull_at=utcnow(), last_pull_seq=seq)
     )
 
@@ -98,7 +101,8 @@ class _Page:
     async def _visible(self, keys: set[uuid.UUID]) -> set[uuid.UUID]:
         if not keys:
             return set()
-        stmt = sa.select(ScopeKey.key).where(ScopeKey.key.in_(keys), self._in_scope(ScopeKey.key))
+        key = col(ScopeKey.key)
+        stmt = sa.select(key).where(key.in_(keys), self._in_scope(key))
         return set((await self.session.execute(stmt)).scalars())
 
     async def _children(self, spec: EntitySpec, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
@@ -152,14 +156,14 @@ class _Page:
 
     async def incremental(self, pos: Position, head: int, room: int) -> tuple[Position, bool]:
         stmt = (
-            sa.select(Change.seq, Change.entity, Change.row_id, Change.op, Change.scope_key,
-                      Change.prev_scope_key)
-            .where(Change.seq > pos.seq, Change.seq <= head)
-            .order_by(Change.seq).limit(room)
+            sa.select(col(Change.seq), col(Change.entity), col(Change.row_id), col(Change.op),
+                      col(Change.scope_key), col(Change.prev_scope_key))
+            .where(col(Change.seq) > pos.seq, col(Change.seq) <= head)
+            .order_by(col(Change.seq)).limit(room)
         )
         if self.viewer.keys is not None:
-            stmt = stmt.where(sa.or_(Change.scope_key.in_(self.viewer.keys),
-                                     Change.prev_scope_key.in_(self.viewer.keys)))
+            stmt = stmt.where(sa.or_(col(Change.scope_key).in_(self.viewer.keys),
+                                     col(Change.prev_scope_key).in_(self.viewer.keys)))
         rows = list((await self.session.execute(stmt)).all())
         if not rows:
             return Position(seq=head), False

@@ -22,10 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from sync.codec import CodecError, parse_datetime
 from sync.hlc import HybridClock
-from sync.model import metadata, new_id, utcnow
+from sync.model import dialect_name, metadata, new_id, utcnow
 from sync.policies import History, Merge
 from sync.protocol import (
     PROTOCOL_VERSIONS,
@@ -35,6 +36,7 @@ from sync.protocol import (
     PushOut,
     SyncError,
     SyncRequestError,
+    SyncStatus,
 )
 from sync.registry import SYSTEM_COLUMNS, EntitySpec, Registry, Rejection, Viewer
 from sync.tables import Change, Client, Conflict, MutationResult, ScopeKey
@@ -117,9 +119,9 @@ class PushEngine:
         replay: dict[int, MutationOut] = {}
         if seen:
             rows = await session.execute(
-                sa.select(MutationResult.mutation_id, MutationResult.result).where(
-                    MutationResult.client_id == req.client_id,
-                    MutationResult.mutation_id.in_(seen),
+                sa.select(col(MutationResult.mutation_id), col(MutationResult.result)).where(
+                    col(MutationResult.client_id) == req.client_id,
+                    col(MutationResult.mutation_id).in_(seen),
                 )
             )
             replay = {mid: MutationOut.from_json(res) for mid, res in rows}
@@ -267,7 +269,7 @@ class PushEngine:
     async def _prefetch(self, session: AsyncSession, viewer: Viewer, items: list[_Parsed],
                         client: Client | None) -> _State:
         state = _State()
-        lock = session.bind.dialect.name == "postgresql"
+        lock = dialect_name(session) == "postgresql"
         by_spec: dict[str, list[uuid.UUID]] = defaultdict(list)
         for p in items:
             by_spec[p.spec.name].append(p.row_id)
@@ -280,9 +282,9 @@ class PushEngine:
                 state.rows[(name, row["id"])] = dict(row)
             if spec.child is not None:
                 ch = spec.child
-                col = ch.table.c[ch.parent_column]
+                parent = ch.table.c[ch.parent_column]
                 rows = await session.execute(
-                    sa.select(ch.table).where(col.in_(ids)).order_by(ch.table.c[ch.order_by]))
+                    sa.select(ch.table).where(parent.in_(ids)).order_by(ch.table.c[ch.order_by]))
                 for row in rows.mappings():
                     state.children.setdefault((name, row[ch.parent_column]), []).append(dict(row))
 
@@ -302,18 +304,18 @@ class PushEngine:
             keys.add(viewer.user_id)
         keys |= await self._reference_keys(session, items, state)
         if keys:
-            found = sa.select(ScopeKey.key).where(ScopeKey.key.in_(keys))
+            found = sa.select(col(ScopeKey.key)).where(col(ScopeKey.key).in_(keys))
             state.existing_keys = set((await session.execute(found)).scalars())
             if viewer.keys is not None:
-                found = found.where(ScopeKey.key.in_(viewer.keys))
+                found = found.where(col(ScopeKey.key).in_(viewer.keys))
             state.visible = set((await session.execute(found)).scalars())
             hidden = state.existing_keys - state.visible
             if hidden and client is not None:
                 moved = await session.execute(
-                    sa.select(Change.row_id).where(
-                        Change.op == "move", Change.row_id.in_(hidden),
-                        Change.prev_scope_key == viewer.user_id,
-                        Change.seq > client.last_pull_seq,
+                    sa.select(col(Change.row_id)).where(
+                        col(Change.op) == "move", col(Change.row_id).in_(hidden),
+                        col(Change.prev_scope_key) == viewer.user_id,
+                        col(Change.seq) > client.last_pull_seq,
                     )
                 )
                 state.moved_away = set(moved.scalars())
@@ -328,11 +330,11 @@ class PushEngine:
                 client.id if client else None)
         for name in by_spec:
             spec = self.registry[name]
-            rows = [{**state.rows.get((name, p.row_id), {}), **p.values, "id": p.row_id,
-                     "_children": p.children,
-                     "_current_children": state.children.get((name, p.row_id))}
-                    for p in items if p.spec.name == name]
-            state.ctx[name] = await spec.hooks.prepare(session, viewer, rows)
+            batch = [{**state.rows.get((name, p.row_id), {}), **p.values, "id": p.row_id,
+                      "_children": p.children,
+                      "_current_children": state.children.get((name, p.row_id))}
+                     for p in items if p.spec.name == name]
+            state.ctx[name] = await spec.hooks.prepare(session, viewer, batch)
         return state
 
     async def _reference_keys(self, session: AsyncSession, items: list[_Parsed],
@@ -340,8 +342,8 @@ class PushEngine:
         """Load the scope key behind every reference a client sent (one query per table)."""
         wanted: dict[str, set[uuid.UUID]] = defaultdict(set)
         for p in items:
-            for col, target in p.spec.refs.items():
-                v = p.values.get(col)
+            for column, target in p.spec.refs.items():
+                v = p.values.get(column)
                 if isinstance(v, uuid.UUID):
                     wanted[target].add(v)
         for target, ids in wanted.items():
@@ -353,14 +355,14 @@ class PushEngine:
         return set(state.ref_keys.values())
 
     def _check_refs(self, spec: EntitySpec, values: Mapping[str, Any], state: _State) -> None:
-        for col, target in spec.refs.items():
-            v = values.get(col)
+        for column, target in spec.refs.items():
+            v = values.get(column)
             if not isinstance(v, uuid.UUID):
                 continue
             key = state.ref_keys.get((target, v))
             if key in state.visible or (spec.accept_after_move and key in state.moved_away):
                 continue
-            wire = spec.codec.by_column[col].wire if col in spec.codec.by_column else col
+            wire = spec.codec.by_column[column].wire if column in spec.codec.by_column else column
             raise Rejection("NOT_FOUND", f"'{wire}' points to a record that does not exist or "
                             "is not in your scope", wire)
 
@@ -369,21 +371,21 @@ class PushEngine:
                       client_id: str | None) -> History:
         """What others changed on a row after `base_version`, from the change log."""
         rows = (await session.execute(
-            sa.select(Change.version, Change.prev, Change.hlc, Change.client_id)
-            .where(Change.entity == spec.name, Change.row_id == row_id,
-                   Change.version > (base_version or 0))
-            .order_by(Change.version)
+            sa.select(col(Change.version), col(Change.prev), col(Change.hlc), col(Change.client_id))
+            .where(col(Change.entity) == spec.name, col(Change.row_id) == row_id,
+                   col(Change.version) > (base_version or 0))
+            .order_by(col(Change.version))
         )).all()
         if base_version is None:
             return History(known=False, latest_hlc=rows[-1].hlc if rows else "")
         history = _history_from(rows, base_version, client_id)
         # The log keeps wire values; policies compare column values.
         base: dict[str, Any] = {}
-        for col, value in history.base.items():
-            f = spec.codec.by_column.get(col)
+        for column, value in history.base.items():
+            f = spec.codec.by_column.get(column)
             if f is not None:
                 try:
-                    base[col] = None if value is None else f.parse(value)
+                    base[column] = None if value is None else f.parse(value)
                 except (ValueError, TypeError):
                     continue
         return History(history.known, history.changed, base, history.latest_hlc)
@@ -441,9 +443,9 @@ class PushEngine:
             try:
                 values = spec.hooks.on_create(viewer, values, ctx)
             except Rejection as r:
-                if getattr(r, "keep", None) is None:
+                if r.keep is None:
                     raise
-                kept, values = r, r.keep  # type: ignore[attr-defined]
+                kept, values = r, r.keep
             children = values.pop("_children", None)
             values.pop("id", None)
             scope = spec.scope_of({**values, "id": p.row_id})
@@ -477,8 +479,9 @@ class PushEngine:
         scope = current["scope_key"]
         if not may_write(scope):
             if scope in state.moved_away:
-                cid = self._conflict(conflicts, viewer, spec, p, scope, "scope-moved",
-                                     dict(p.values), {}, current, current, client_id)
+                cid: str | None = self._conflict(
+                    conflicts, viewer, spec, p, scope, "scope-moved", dict(p.values), {},
+                    current, current, client_id)
                 return MutationOut(m.mutation_id, "CONFLICT", m.id, current["version"], None, cid,
                                    SyncError("SCOPE_MOVED", "this record was reassigned before "
                                              "your edit arrived; it is kept for review", None,
@@ -535,9 +538,9 @@ class PushEngine:
         try:
             final = spec.hooks.on_update(viewer, current, merged, ctx)
         except Rejection as r:
-            if getattr(r, "keep", None) is None:
+            if r.keep is None:
                 raise
-            kept, final = r, r.keep  # type: ignore[attr-defined]
+            kept, final = r, r.keep
         children = final.pop("_children", None)
         final.pop("_current_children", None)
         new_scope = spec.scope_of(final)
@@ -575,8 +578,8 @@ class PushEngine:
         if kept is not None:
             return MutationOut(m.mutation_id, "REJECTED", m.id, version, data, cid,
                                SyncError(kept.code, kept.message, kept.field, False))
-        status = "CONFLICT" if cid else "MERGED" if changed_by_others and merge.server_changed \
-            else "APPLIED"
+        status: SyncStatus = "CONFLICT" if cid else \
+            "MERGED" if changed_by_others and merge.server_changed else "APPLIED"
         return MutationOut(m.mutation_id, status, m.id, version, data, cid)
 
     # -- helpers --------------------------------------------------------------------------
@@ -634,10 +637,10 @@ def _history_from(rows: Sequence[Any], base_version: int, client_id: str | None)
     changed: dict[str, str] = {}
     base: dict[str, Any] = {}
     for r in rows:
-        for col, old in (r.prev or {}).items():
-            base.setdefault(col, old)
+        for column, old in (r.prev or {}).items():
+            base.setdefault(column, old)
             if client_id is None or r.client_id != client_id:
-                changed[col] = r.hlc
+                changed[column] = r.hlc
     return History(known=True, changed=changed, base=base, latest_hlc=rows[-1].hlc)
 
 
@@ -647,8 +650,8 @@ def _merge_pending(history: History, pending: list[tuple[int, dict[str, Any], st
     for version, prev, tag in pending:
         hlc, _, who = tag.partition("|")
         if version > base_version and (client_id is None or who != client_id):
-            for col in prev:
-                changed[col] = hlc
+            for column in prev:
+                changed[column] = hlc
     return History(known=history.known, changed=changed, base=history.base,
                    latest_hlc=history.latest_hlc)
 
@@ -680,14 +683,14 @@ async def claim_client(session: AsyncSession, client_id: str, user_id: uuid.UUID
 
     A client id belongs to the user who first used it; anyone else is refused.
     """
-    dialect = session.bind.dialect.name
+    dialect = dialect_name(session)
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Client)
     await session.execute(
         ins.values(id=client_id, user_id=user_id, last_mutation_id=0, protocol_version=1,
                    created_at=utcnow(), last_pull_seq=0, pending_rejections=0)
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    stmt = sa.select(Client).where(Client.id == client_id)
+    stmt = sa.select(Client).where(col(Client.id) == client_id)
     if lock and dialect == "postgresql":
         stmt = stmt.with_for_update()
     client = (await session.execute(stmt)).scalar_one()

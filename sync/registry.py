@@ -139,8 +139,8 @@ class EntitySpec:
                 raise Rejection("MISSING_FIELD", f"'{wire}' is required", wire)
         return out
 
-    def dump(self, row: Mapping[str, Any], children: Sequence[Mapping[str, Any]] | None,
-             viewer: Viewer) -> dict[str, Any]:
+    def dump(self, row: Mapping[str, Any] | sa.RowMapping,
+             children: Sequence[Mapping[str, Any]] | None, viewer: Viewer) -> dict[str, Any]:
         omit = frozenset() if viewer.privileged else self.private_columns
         data = self.codec.dump(dict(row), omit)
         if self.child is not None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from sync.model import column_default, utcnow
 from sync.registry import EntitySpec
@@ -89,7 +90,7 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
             row.setdefault("created_at", now)
             inserts[table].append(row)
         else:
-            values = dict(w.values) if w.op == "update" else {"deleted": True}
+            values: dict[str, Any] = dict(w.values) if w.op == "update" else {"deleted": True}
             values.update(version=w.version, updated_at=now, scope_key=w.scope_key)
             cols = tuple(sorted(values))
             values["_id"] = w.row_id
@@ -115,9 +116,9 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
         )
         await session.execute(stmt, rows)
     for child, (parent_ids, rows) in children.items():
-        col = child.table.c[child.parent_column]
+        parent = child.table.c[child.parent_column]
         if parent_ids:
-            await session.execute(sa.delete(child.table).where(col.in_(parent_ids)))
+            await session.execute(sa.delete(child.table).where(parent.in_(parent_ids)))
         if rows:
             await session.execute(sa.insert(child.table), rows)
 
@@ -127,9 +128,9 @@ async def allocate_seqs(session: AsyncSession, count: int) -> int:
     (PostgreSQL) until commit, which is what makes seq order equal commit order."""
     result = await session.execute(
         sa.update(LogHead)
-        .where(LogHead.id == 1)
-        .values(last_seq=LogHead.last_seq + count)
-        .returning(LogHead.last_seq)
+        .where(col(LogHead.id) == 1)
+        .values(last_seq=col(LogHead.last_seq) + count)
+        .returning(col(LogHead.last_seq))
     )
     last = result.scalar_one()
     return int(last) - count + 1
@@ -148,7 +149,7 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
     await _apply_rows(session, changes.writes, now)
     for m in changes.moves:
         await session.execute(
-            sa.update(ScopeKey).where(ScopeKey.key == m.key).values(holder_id=m.holder_id)
+            sa.update(ScopeKey).where(col(ScopeKey.key) == m.key).values(holder_id=m.holder_id)
         )
     count = len(changes)
     if count == 0:

@@ -1,18 +1,32 @@
-"""The domain enums, exposed to GraphQL (names are the upper-case member names)."""
+"""The domain enums, exposed to GraphQL (names are the upper-case member names).
+
+`strawberry.enum` registers each class in place and returns it, so these are the very
+classes of `schema.enums`; importing this module is what makes them GraphQL enums.
+"""
 
 import strawberry
 
-from schema import enums
+from schema.enums import (
+    AccountStatus,
+    AccountTier,
+    CaseCategory,
+    CasePriority,
+    CaseStatus,
+    InvoiceStatus,
+    LeadSource,
+    LeadStatus,
+    OrderStatus,
+    Role,
+    TaskKind,
+    VisitOutcome,
+)
 
-Role = strawberry.enum(enums.Role)
-AccountTier = strawberry.enum(enums.AccountTier)
-AccountStatus = strawberry.enum(enums.AccountStatus)
-LeadStatus = strawberry.enum(enums.LeadStatus)
-LeadSource = strawberry.enum(enums.LeadSource)
-OrderStatus = strawberry.enum(enums.OrderStatus)
-VisitOutcome = strawberry.enum(enums.VisitOutcome)
-CaseCategory = strawberry.enum(enums.CaseCategory)
-CaseStatus = strawberry.enum(enums.CaseStatus)
-CasePriority = strawberry.enum(enums.CasePriority)
-InvoiceStatus = strawberry.enum(enums.InvoiceStatus)
-TaskKind = strawberry.enum(enums.TaskKind)
+for _enum in (Role, AccountTier, AccountStatus, LeadStatus, LeadSource, OrderStatus,
+              VisitOutcome, CaseCategory, CaseStatus, CasePriority, InvoiceStatus, TaskKind):
+    strawberry.enum(_enum)
+
+__all__ = [
+    "AccountStatus", "AccountTier", "CaseCategory", "CasePriority", "CaseStatus",
+    "InvoiceStatus", "LeadSource", "LeadStatus", "OrderStatus", "Role", "TaskKind",
+    "VisitOutcome",
+]

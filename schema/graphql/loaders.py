@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from strawberry.dataloader import DataLoader
 from schema.context import Context
 from schema.scope import readable
 
-Row = Mapping[str, Any]
+Row = sa.RowMapping
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

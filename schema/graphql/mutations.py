@@ -19,7 +19,7 @@ from schema.graphql.typegen import build
 from schema.registry import registry
 from schema.scope import readable
 from sync.model import new_id
-from sync.protocol import MutationIn, MutationOut
+from sync.protocol import MutationIn, MutationOp, MutationOut
 
 N = TypeVar("N")
 
@@ -47,15 +47,19 @@ class DeletePayload:
     errors: list[UserError]
 
 
-async def execute(info: Info, entity: str, op: str, id: str, base_version: int | None,
+async def execute(info: Info, entity: str, op: MutationOp, id: str, base_version: int | None,
                   fields: dict[str, Any] | None) -> MutationOut:
     ctx = info.context
     async with ctx.db.write() as session:
         out: MutationOut = (await ctx.push.apply(
-            session, ctx.viewer, [MutationIn(0, entity, op, id, base_version, fields)]))[0]  # type: ignore[arg-type]
+            session, ctx.viewer, [MutationIn(0, entity, op, id, base_version, fields)]))[0]
     if ctx.notify is not None:
         ctx.notify()
     return out
+
+
+def _conflict_id(out: MutationOut) -> strawberry.ID | None:
+    return None if out.conflict_id is None else strawberry.ID(out.conflict_id)
 
 
 def _errors(out: MutationOut) -> list[UserError]:
@@ -72,27 +76,27 @@ async def _payload(info: Info, cls: Any, model: Any, out: MutationOut) -> Mutati
                             info.context.me)
             row = (await s.execute(stmt)).mappings().first()
         node = None if row is None else build(cls, row)
-    return MutationPayload(status=out.status, node=node, conflict_id=out.conflict_id,
+    return MutationPayload(status=out.status, node=node, conflict_id=_conflict_id(out),
                            errors=_errors(out))
 
 
 def _crud(entity: str, type_name: str, cls: Any, model: Any) -> dict[str, Any]:
     spec = registry[entity]
     Input = input_type(spec, f"{type_name}Input")
-    Payload = MutationPayload[cls]  # type: ignore[valid-type]
+    Payload = MutationPayload[cls]
 
     async def create(info: Info, input: Input, id: strawberry.ID | None = None) -> Payload:  # type: ignore[valid-type]
         out = await execute(info, entity, "CREATE", str(id or new_id()), None, to_wire(input))
         return await _payload(info, cls, model, out)
 
     async def update(info: Info, id: strawberry.ID, input: Input,  # type: ignore[valid-type]
-                     base_version: int | None = None) -> Payload:  # type: ignore[valid-type]
+                     base_version: int | None = None) -> Payload:
         out = await execute(info, entity, "UPDATE", str(id), base_version, to_wire(input))
         return await _payload(info, cls, model, out)
 
     async def delete(info: Info, id: strawberry.ID, base_version: int | None = None) -> DeletePayload:
         out = await execute(info, entity, "DELETE", str(id), base_version, None)
-        return DeletePayload(status=out.status, id=id, conflict_id=out.conflict_id,
+        return DeletePayload(status=out.status, id=id, conflict_id=_conflict_id(out),
                              errors=_errors(out))
 
     return {

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import strawberry
+from sqlmodel import col
 from strawberry.types import Info
 
 from schema import enums as E
@@ -29,6 +30,7 @@ from schema.leads.tables import Lead as LeadRow
 from schema.orders.tables import Order as OrderRow
 from schema.scope import readable
 from schema.service.tables import Case as CaseRow
+from sync.model import table_of
 
 
 def _id(value: strawberry.ID | None) -> uuid.UUID | None:
@@ -45,7 +47,7 @@ class Me:
     id: strawberry.ID
     email: str
     full_name: str
-    role: T._enums.Role  # type: ignore[name-defined]
+    role: E.Role
     manager_id: strawberry.ID | None
     territory_id: strawberry.ID | None
 
@@ -120,9 +122,10 @@ class Query:
     async def me(self, info: Info) -> Me:
         me = info.context.me
         row = await info.context.session.get(UserRow, me.user_id)
-        return Me(id=str(row.id), email=row.email, full_name=row.full_name, role=row.role,
-                  manager_id=str(row.manager_id) if row.manager_id else None,
-                  territory_id=str(row.territory_id) if row.territory_id else None)
+        return Me(id=strawberry.ID(str(row.id)), email=row.email, full_name=row.full_name,
+                  role=row.role,
+                  manager_id=strawberry.ID(str(row.manager_id)) if row.manager_id else None,
+                  territory_id=strawberry.ID(str(row.territory_id)) if row.territory_id else None)
 
     @strawberry.field(description="Any object by its id, if it is in your scope.")
     async def node(self, info: Info, id: strawberry.ID) -> T.Node | None:
@@ -141,7 +144,7 @@ class Query:
         return None if row is None else build(cls, row)
 
     @strawberry.field
-    async def account(self, info: Info, id: strawberry.ID) -> T.Account | None:  # type: ignore[valid-type]
+    async def account(self, info: Info, id: strawberry.ID) -> T.Account | None:
         row = await load_one(info.context, AccountRow, _id(id))
         return None if row is None else build(T.Account, row)
 
@@ -149,82 +152,86 @@ class Query:
     async def accounts(self, info: Info, filter: AccountFilter | None = None,
                        sort: AccountSort = AccountSort.NAME,
                        direction: SortDirection = SortDirection.ASC,
-                       first: int | None = 50, after: str | None = None) -> Connection[T.Account]:  # type: ignore[valid-type]
+                       first: int | None = 50, after: str | None = None) -> Connection[T.Account]:
         stmt = _scoped(info, AccountRow)
         f = filter or AccountFilter()
         if f.territory_id:
-            stmt = stmt.where(AccountRow.territory_id == _id(f.territory_id))
+            stmt = stmt.where(col(AccountRow.territory_id) == _id(f.territory_id))
         if f.owner_id:
-            stmt = stmt.where(AccountRow.owner_id == _id(f.owner_id))
+            stmt = stmt.where(col(AccountRow.owner_id) == _id(f.owner_id))
         if f.name_contains:
-            stmt = stmt.where(sa.func.lower(AccountRow.name).like(_like(f.name_contains), escape="\\"))
+            stmt = stmt.where(sa.func.lower(col(AccountRow.name))
+                              .like(_like(f.name_contains), escape="\\"))
         if f.tier:
-            stmt = stmt.where(AccountRow.tier == f.tier)
+            stmt = stmt.where(col(AccountRow.tier) == f.tier)
         if f.segment:
-            stmt = stmt.where(AccountRow.segment == f.segment)
+            stmt = stmt.where(col(AccountRow.segment) == f.segment)
         if f.city:
-            stmt = stmt.where(AccountRow.city == f.city)
-        col = AccountRow.__table__.c[sort.value]
-        return await paginate(info.context, stmt, col, AccountRow.__table__.c.id, direction,
+            stmt = stmt.where(col(AccountRow.city) == f.city)
+        t = table_of(AccountRow)
+        return await paginate(info.context, stmt, t.c[sort.value], t.c.id, direction,
                               first, after, lambda r: build(T.Account, r))
 
     @strawberry.field
     async def contacts(self, info: Info, account_id: strawberry.ID | None = None,
                        name_contains: str | None = None, first: int | None = 50,
-                       after: str | None = None) -> Connection[T.Contact]:  # type: ignore[valid-type]
+                       after: str | None = None) -> Connection[T.Contact]:
         stmt = _scoped(info, ContactRow)
         if account_id:
-            stmt = stmt.where(ContactRow.account_id == _id(account_id))
+            stmt = stmt.where(col(ContactRow.account_id) == _id(account_id))
         if name_contains:
-            full = sa.func.lower(ContactRow.first_name + " " + ContactRow.last_name)
+            full = sa.func.lower(col(ContactRow.first_name) + " " + col(ContactRow.last_name))
             stmt = stmt.where(full.like(_like(name_contains), escape="\\"))
-        t = ContactRow.__table__
+        t = table_of(ContactRow)
         return await paginate(info.context, stmt, t.c.last_name, t.c.id, SortDirection.ASC,
                               first, after, lambda r: build(T.Contact, r))
 
     @strawberry.field
     async def leads(self, info: Info, filter: LeadFilter | None = None, first: int | None = 50,
-                    after: str | None = None) -> Connection[T.Lead]:  # type: ignore[valid-type]
+                    after: str | None = None) -> Connection[T.Lead]:
         stmt = _scoped(info, LeadRow)
         f = filter or LeadFilter()
         if f.status:
-            stmt = stmt.where(LeadRow.status.in_(f.status))
+            stmt = stmt.where(col(LeadRow.status).in_(f.status))
         if f.source:
-            stmt = stmt.where(LeadRow.source == f.source)
+            stmt = stmt.where(col(LeadRow.source) == f.source)
         if f.owner_id:
-            stmt = stmt.where(LeadRow.owner_id == _id(f.owner_id))
+            stmt = stmt.where(col(LeadRow.owner_id) == _id(f.owner_id))
         if f.company_contains:
-            stmt = stmt.where(sa.func.lower(LeadRow.company).like(_like(f.company_contains), escape="\\"))
-        t = LeadRow.__table__
+            stmt = stmt.where(sa.func.lower(col(LeadRow.company))
+                              .like(_like(f.company_contains), escape="\\"))
+        t = table_of(LeadRow)
         return await paginate(info.context, stmt, t.c.updated_at, t.c.id, SortDirection.DESC,
                               first, after, lambda r: build(T.Lead, r))
 
     @strawberry.field
     async def products(self, info: Info, filter: ProductFilter | None = None,
-                       first: int | None = 50, after: str | None = None) -> Connection[T.Product]:  # type: ignore[valid-type]
+                       first: int | None = 50, after: str | None = None) -> Connection[T.Product]:
         stmt = _scoped(info, ProductRow)
         f = filter or ProductFilter()
         if f.category:
-            stmt = stmt.where(ProductRow.category == f.category)
+            stmt = stmt.where(col(ProductRow.category) == f.category)
         if f.active is not None:
-            stmt = stmt.where(ProductRow.active.is_(f.active))
+            stmt = stmt.where(col(ProductRow.active).is_(f.active))
         if f.search:
-            stmt = stmt.where(sa.or_(sa.func.lower(ProductRow.name).like(_like(f.search), escape="\\"),
-                                     sa.func.lower(ProductRow.sku).like(_like(f.search), escape="\\")))
-        t = ProductRow.__table__
+            pattern = _like(f.search)
+            stmt = stmt.where(sa.or_(
+                sa.func.lower(col(ProductRow.name)).like(pattern, escape="\\"),
+                sa.func.lower(col(ProductRow.sku)).like(pattern, escape="\\")))
+        t = table_of(ProductRow)
         return await paginate(info.context, stmt, t.c.sku, t.c.id, SortDirection.ASC, first,
                               after, lambda r: build(T.Product, r))
 
     @strawberry.field
     async def price_entries(self, info: Info, product_id: strawberry.ID | None = None,
                             account_id: strawberry.ID | None = None, first: int | None = 50,
-                            after: str | None = None) -> Connection[T.PriceEntry]:  # type: ignore[valid-type]
+                            after: str | None = None) -> Connection[T.PriceEntry]:
         stmt = _scoped(info, PriceEntryRow)
         if product_id:
-            stmt = stmt.where(PriceEntryRow.product_id == _id(product_id))
+            stmt = stmt.where(col(PriceEntryRow.product_id) == _id(product_id))
         if account_id:
-            stmt = stmt.where(PriceEntryRow.account_id == _id(account_id))
-        t = PriceEntryRow.__table__
+            stmt = stmt.where(col(PriceEntryRow.account_id) == _id(account_id))
+        t = table_of(PriceEntryRow)
         return await paginate(info.context, stmt, t.c.valid_from, t.c.id, SortDirection.DESC,
                               first, after, lambda r: build(T.PriceEntry, r))
 
@@ -232,73 +239,73 @@ class Query:
     async def orders(self, info: Info, filter: OrderFilter | None = None,
                      sort: OrderSort = OrderSort.ORDER_DATE,
                      direction: SortDirection = SortDirection.DESC,
-                     first: int | None = 50, after: str | None = None) -> Connection[T.Order]:  # type: ignore[valid-type]
+                     first: int | None = 50, after: str | None = None) -> Connection[T.Order]:
         stmt = _scoped(info, OrderRow)
         f = filter or OrderFilter()
         if f.account_id:
-            stmt = stmt.where(OrderRow.account_id == _id(f.account_id))
+            stmt = stmt.where(col(OrderRow.account_id) == _id(f.account_id))
         if f.rep_id:
-            stmt = stmt.where(OrderRow.rep_id == _id(f.rep_id))
+            stmt = stmt.where(col(OrderRow.rep_id) == _id(f.rep_id))
         if f.status:
-            stmt = stmt.where(OrderRow.status.in_(f.status))
+            stmt = stmt.where(col(OrderRow.status).in_(f.status))
         if f.date_from:
-            stmt = stmt.where(OrderRow.order_date >= f.date_from)
+            stmt = stmt.where(col(OrderRow.order_date) >= f.date_from)
         if f.date_to:
-            stmt = stmt.where(OrderRow.order_date <= f.date_to)
-        t = OrderRow.__table__
+            stmt = stmt.where(col(OrderRow.order_date) <= f.date_to)
+        t = table_of(OrderRow)
         return await paginate(info.context, stmt, t.c[sort.value], t.c.id, direction, first,
                               after, lambda r: build(T.Order, r))
 
     @strawberry.field
     async def invoices(self, info: Info, account_id: strawberry.ID | None = None,
                        status: E.InvoiceStatus | None = None, first: int | None = 50,
-                       after: str | None = None) -> Connection[T.Invoice]:  # type: ignore[valid-type]
+                       after: str | None = None) -> Connection[T.Invoice]:
         stmt = _scoped(info, InvoiceRow)
         if account_id:
-            stmt = stmt.where(InvoiceRow.account_id == _id(account_id))
+            stmt = stmt.where(col(InvoiceRow.account_id) == _id(account_id))
         if status:
-            stmt = stmt.where(InvoiceRow.status == status)
-        t = InvoiceRow.__table__
+            stmt = stmt.where(col(InvoiceRow.status) == status)
+        t = table_of(InvoiceRow)
         return await paginate(info.context, stmt, t.c.due_date, t.c.id, SortDirection.ASC,
                               first, after, lambda r: build(T.Invoice, r))
 
     @strawberry.field
     async def visit_notes(self, info: Info, filter: ActivityFilter | None = None,
-                          first: int | None = 50, after: str | None = None) -> Connection[T.VisitNote]:  # type: ignore[valid-type]
+                          first: int | None = 50, after: str | None = None) -> Connection[T.VisitNote]:
         stmt = _scoped(info, VisitNoteRow)
         if filter and filter.account_id:
-            stmt = stmt.where(VisitNoteRow.account_id == _id(filter.account_id))
-        t = VisitNoteRow.__table__
+            stmt = stmt.where(col(VisitNoteRow.account_id) == _id(filter.account_id))
+        t = table_of(VisitNoteRow)
         return await paginate(info.context, stmt, t.c.visited_at, t.c.id, SortDirection.DESC,
                               first, after, lambda r: build(T.VisitNote, r))
 
     @strawberry.field
     async def cases(self, info: Info, filter: ActivityFilter | None = None,
-                    first: int | None = 50, after: str | None = None) -> Connection[T.Case]:  # type: ignore[valid-type]
+                    first: int | None = 50, after: str | None = None) -> Connection[T.Case]:
         stmt = _scoped(info, CaseRow)
         if filter and filter.account_id:
-            stmt = stmt.where(CaseRow.account_id == _id(filter.account_id))
+            stmt = stmt.where(col(CaseRow.account_id) == _id(filter.account_id))
         if filter and filter.open_only:
-            stmt = stmt.where(CaseRow.status != E.CaseStatus.CLOSED)
-        t = CaseRow.__table__
+            stmt = stmt.where(col(CaseRow.status) != E.CaseStatus.CLOSED)
+        t = table_of(CaseRow)
         return await paginate(info.context, stmt, t.c.opened_at, t.c.id, SortDirection.DESC,
                               first, after, lambda r: build(T.Case, r))
 
     @strawberry.field
     async def tasks(self, info: Info, filter: ActivityFilter | None = None,
-                    first: int | None = 50, after: str | None = None) -> Connection[T.Task]:  # type: ignore[valid-type]
+                    first: int | None = 50, after: str | None = None) -> Connection[T.Task]:
         stmt = _scoped(info, TaskRow)
         if filter and filter.account_id:
-            stmt = stmt.where(TaskRow.account_id == _id(filter.account_id))
+            stmt = stmt.where(col(TaskRow.account_id) == _id(filter.account_id))
         if filter and filter.done is not None:
-            stmt = stmt.where(TaskRow.done.is_(filter.done))
-        t = TaskRow.__table__
+            stmt = stmt.where(col(TaskRow.done).is_(filter.done))
+        t = table_of(TaskRow)
         return await paginate(info.context, stmt, t.c.due_date, t.c.id, SortDirection.ASC,
                               first, after, lambda r: build(T.Task, r))
 
     @strawberry.field
     async def territories(self, info: Info, first: int | None = 50,
-                          after: str | None = None) -> Connection[T.Territory]:  # type: ignore[valid-type]
-        t = TerritoryRow.__table__
+                          after: str | None = None) -> Connection[T.Territory]:
+        t = table_of(TerritoryRow)
         return await paginate(info.context, _scoped(info, TerritoryRow), t.c.code, t.c.id,
                               SortDirection.ASC, first, after, lambda r: build(T.Territory, r))

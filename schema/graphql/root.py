@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import strawberry
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -20,7 +23,9 @@ Subscription = merge_types("Subscription", (SyncSubscription,))
 NODE_CLASSES = [cls for cls, _model in T.NODE_TYPES.values()]
 
 
-def build_schema(extensions: list[object] | None = None) -> strawberry.Schema:
+def build_schema(
+    extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] | None = None,
+) -> strawberry.Schema:
     return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                              types=NODE_CLASSES,
                              extensions=extensions or [],

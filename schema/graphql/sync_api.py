@@ -11,14 +11,17 @@ import uuid
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from enum import Enum
+from typing import Any, cast, overload
 
 import strawberry
 from graphql import GraphQLError
+from sqlmodel import col
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from schema import conflicts as conflict_service
 from schema import devices as device_service
+from sync import protocol
 from sync.model import utcnow
 from sync.protocol import MutationIn, PushIn, SyncRequestError
 from sync.pull import scope_changed
@@ -114,10 +117,14 @@ def _request_error(e: SyncRequestError) -> GraphQLError:
     return GraphQLError(e.message, extensions={"code": e.code, "retryable": e.retryable})
 
 
-def _err(e: object | None) -> SyncError | None:
+@overload
+def _err(e: protocol.SyncError) -> SyncError: ...
+@overload
+def _err(e: protocol.SyncError | None) -> SyncError | None: ...
+def _err(e: protocol.SyncError | None) -> SyncError | None:
     if e is None:
         return None
-    return SyncError(code=e.code, message=e.message, field=e.field, retryable=e.retryable)  # type: ignore[attr-defined]
+    return SyncError(code=e.code, message=e.message, field=e.field, retryable=e.retryable)
 
 
 @strawberry.type
@@ -139,9 +146,11 @@ class Conflict:
 
 
 def conflict_type(r: ConflictRow) -> Conflict:
-    return Conflict(id=str(r.id), entity=r.entity, record_id=str(r.row_id), rule=r.rule,
-                    fields=r.fields, base=r.base, server=r.server, client=r.client,
-                    outcome=r.outcome, user_id=str(r.user_id), client_id=r.client_id,
+    return Conflict(id=strawberry.ID(str(r.id)), entity=r.entity,
+                    record_id=strawberry.ID(str(r.row_id)), rule=r.rule, fields=r.fields,
+                    base=JSON(r.base), server=JSON(r.server), client=JSON(r.client),
+                    outcome=JSON(r.outcome), user_id=strawberry.ID(str(r.user_id)),
+                    client_id=r.client_id,
                     resolved=r.resolved, resolution=r.resolution, created_at=r.created_at)
 
 
@@ -201,7 +210,8 @@ class SyncQuery:
     @strawberry.field(description="Who has not synced today, who has rejections to fix.")
     async def sync_health(self, info: Info) -> list[SyncHealth]:
         rows = await device_service.team_health(info.context.session, info.context.me)
-        return [SyncHealth(user_id=str(r.user_id), email=r.email, full_name=r.full_name,
+        return [SyncHealth(user_id=strawberry.ID(str(r.user_id)), email=r.email,
+                           full_name=r.full_name,
                            devices=r.devices, last_sync_at=r.last_sync_at,
                            synced_today=r.synced_today, rejected_orders=r.rejected_orders,
                            open_conflicts=r.open_conflicts) for r in rows]
@@ -225,9 +235,9 @@ class SyncQuery:
     async def conflicts(self, info: Info, resolved: bool | None = False,
                         first: int = 50) -> list[Conflict]:
         stmt = conflict_service.visible_conflicts(info.context.me).order_by(
-            ConflictRow.created_at.desc()).limit(max(0, min(first, info.context.max_page)))
+            col(ConflictRow.created_at).desc()).limit(max(0, min(first, info.context.max_page)))
         if resolved is not None:
-            stmt = stmt.where(ConflictRow.resolved.is_(resolved))
+            stmt = stmt.where(col(ConflictRow.resolved).is_(resolved))
         rows = (await info.context.session.execute(stmt)).scalars()
         return [conflict_type(r) for r in rows]
 
@@ -254,7 +264,7 @@ class SyncMutation:
         errors = [_err(out.error)] if out is not None and out.error else []
         if ctx.notify is not None:
             ctx.notify()
-        return ResolveConflictPayload(conflict=result, errors=errors)  # type: ignore[arg-type]
+        return ResolveConflictPayload(conflict=result, errors=errors)
 
     @strawberry.mutation(description="Apply a batch of offline mutations exactly once.")
     async def sync_push(self, info: Info, input: SyncPushInput) -> SyncPushResult:
@@ -262,8 +272,10 @@ class SyncMutation:
         req = PushIn(
             client_id=str(input.client_id), protocol_version=input.protocol_version,
             app_version=input.app_version,
+            # `fields` may be any JSON value here; the push refuses what is not an object.
             mutations=[MutationIn(m.mutation_id, m.entity, m.op.value, str(m.id), m.base_version,
-                                  m.fields, m.client_time) for m in input.mutations])
+                                  cast("dict[str, Any] | None", m.fields), m.client_time)
+                       for m in input.mutations])
         try:
             async with ctx.db.write() as session:
                 out = await ctx.push.push(session, ctx.viewer, req)
@@ -274,7 +286,7 @@ class SyncMutation:
         return SyncPushResult(last_mutation_id=out.last_mutation_id, results=[
             SyncMutationResult(mutation_id=r.mutation_id, status=SyncStatus(r.status), id=r.id,
                                version=r.version, data=r.data, conflict_id=r.conflict_id,
-                               error=_err(r.error), warnings=[_err(w) for w in r.warnings])  # type: ignore[misc]
+                               error=_err(r.error), warnings=[_err(w) for w in r.warnings])
             for r in out.results])
 
 

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 import strawberry
+from sqlmodel import SQLModel
 from strawberry.types import Info
 
 from schema.graphql.scalars import Cents
+from sync.model import table_of
+
+C = TypeVar("C", bound=type)
 
 
 def _annotation(col: sa.Column[Any]) -> Any:
     t = col.type
     if isinstance(t, sa.types.TypeDecorator):
-        t = t.impl
+        t = t.impl_instance
     if col.name == "id" or isinstance(t, sa.Uuid):
         base: Any = strawberry.ID
     elif isinstance(t, sa.Enum) and t.enum_class is not None:
@@ -80,13 +84,30 @@ def column_type(name: str, table: sa.Table, bases: tuple[type, ...], *,
     return strawberry.type(cls, description=description)
 
 
+def columns(model: type[SQLModel], *, exclude: Iterable[str] = ("scope_key", "deleted"),
+            private: Iterable[str] = (), description: str | None = None) -> Callable[[C], C]:
+    """Class decorator: the strawberry type `column_type` derives from `model`'s table.
+
+    The decorated class only names the type and its hand-written bases (relation mixins,
+    interfaces); its body is not used. Declaring it as a class lets annotations such as
+    `-> Account | None` refer to the generated type, for strawberry and type checkers.
+    """
+
+    def derive(cls: C) -> C:
+        # Not a subclass of `cls`, but the same name and bases: what checkers should see.
+        return cast(C, column_type(cls.__name__, table_of(model), cls.__bases__,
+                                   exclude=exclude, private=private, description=description))
+
+    return derive
+
+
 def _value(v: Any) -> Any:
     if isinstance(v, uuid.UUID):
         return str(v)
     return v
 
 
-def build(cls: Any, row: Mapping[str, Any]) -> Any:
+def build(cls: Any, row: Mapping[str, Any] | sa.RowMapping) -> Any:
     """An instance of a generated type from a row mapping."""
     values = {c: _value(row[c]) for c in cls._columns}
     return cls(**values, _hidden={c: row[c] for c in cls._private})

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import strawberry
+from sqlmodel import col
 from strawberry.types import Info
 
 from schema.accounts.tables import Account as AccountRow
@@ -20,7 +21,7 @@ from schema.enums import CaseStatus, InvoiceStatus
 from schema.graphql import enums as _enums
 from schema.graphql.loaders import load_many, load_one
 from schema.graphql.scalars import Cents
-from schema.graphql.typegen import build, column_type
+from schema.graphql.typegen import build, columns
 from schema.identity.tables import Territory as TerritoryRow
 from schema.identity.tables import User as UserRow
 from schema.leads.tables import Lead as LeadRow
@@ -39,14 +40,14 @@ class UserSummary:
     id: strawberry.ID
     full_name: str
     email: str
-    role: _enums.Role  # type: ignore[valid-type]
+    role: _enums.Role
 
 
 def user_summary(row: Any) -> UserSummary | None:
     if row is None:
         return None
-    return UserSummary(id=str(row["id"]), full_name=row["full_name"], email=row["email"],
-                       role=row["role"])
+    return UserSummary(id=strawberry.ID(str(row["id"])), full_name=row["full_name"],
+                       email=row["email"], role=row["role"])
 
 
 def _ctx(info: Info) -> Any:
@@ -71,7 +72,9 @@ class _TerritoryFields:
     pass
 
 
-Territory = column_type("Territory", TerritoryRow.__table__, (_TerritoryFields, Node))
+@columns(TerritoryRow)
+class Territory(_TerritoryFields, Node):
+    pass
 
 
 @strawberry.type
@@ -85,38 +88,38 @@ class _AccountFields:
         return user_summary(await load_one(_ctx(info), UserRow, self.owner_id, scoped=False))
 
     @strawberry.field
-    async def territory(self, info: Info) -> Territory | None:  # type: ignore[valid-type]
+    async def territory(self, info: Info) -> Territory | None:
         return _maybe(Territory, await load_one(_ctx(info), TerritoryRow, self.territory_id))
 
     @strawberry.field
     async def contacts(self, info: Info) -> list[Contact]:
         rows = await load_many(_ctx(info), ContactRow, "account_id", self.id,
-                               order_by=ContactRow.last_name)
+                               order_by=col(ContactRow.last_name))
         return [build(Contact, r) for r in rows]
 
     @strawberry.field(description="Most recent first; at most `first` (capped at 50).")
     async def orders(self, info: Info, first: int = 10) -> list[Order]:
         rows = await load_many(_ctx(info), OrderRow, "account_id", self.id,
-                               order_by=(OrderRow.order_date.desc(), OrderRow.id.desc()))
+                               order_by=(col(OrderRow.order_date).desc(), col(OrderRow.id).desc()))
         return [build(Order, r) for r in rows[: max(0, min(first, 50))]]
 
     @strawberry.field
     async def invoices(self, info: Info, open_only: bool = False) -> list[Invoice]:
         rows = await load_many(_ctx(info), InvoiceRow, "account_id", self.id,
-                               order_by=InvoiceRow.due_date)
+                               order_by=col(InvoiceRow.due_date))
         return [build(Invoice, r) for r in rows
                 if not open_only or r["status"] is InvoiceStatus.OPEN]
 
     @strawberry.field(description="Sum of open invoice amounts (accounting's balance).")
-    async def balance_cents(self, info: Info) -> Cents:  # type: ignore[valid-type]
+    async def balance_cents(self, info: Info) -> Cents:
         rows = await load_many(_ctx(info), InvoiceRow, "account_id", self.id,
-                               order_by=InvoiceRow.due_date)
+                               order_by=col(InvoiceRow.due_date))
         return sum(r["amount_open_cents"] for r in rows if r["status"] is InvoiceStatus.OPEN)
 
     @strawberry.field
-    async def overdue_cents(self, info: Info) -> Cents:  # type: ignore[valid-type]
+    async def overdue_cents(self, info: Info) -> Cents:
         rows = await load_many(_ctx(info), InvoiceRow, "account_id", self.id,
-                               order_by=InvoiceRow.due_date)
+                               order_by=col(InvoiceRow.due_date))
         today = date.today()
         return sum(r["amount_open_cents"] for r in rows
                    if r["status"] is InvoiceStatus.OPEN and r["due_date"] < today)
@@ -124,25 +127,26 @@ class _AccountFields:
     @strawberry.field
     async def open_cases(self, info: Info) -> list[Case]:
         rows = await load_many(_ctx(info), CaseRow, "account_id", self.id,
-                               order_by=CaseRow.opened_at.desc(),
-                               where=CaseRow.status != CaseStatus.CLOSED)
+                               order_by=col(CaseRow.opened_at).desc(),
+                               where=col(CaseRow.status) != CaseStatus.CLOSED)
         return [build(Case, r) for r in rows]
 
     @strawberry.field
     async def visit_notes(self, info: Info, first: int = 10) -> list[VisitNote]:
         rows = await load_many(_ctx(info), VisitNoteRow, "account_id", self.id,
-                               order_by=VisitNoteRow.visited_at.desc())
+                               order_by=col(VisitNoteRow.visited_at).desc())
         return [build(VisitNote, r) for r in rows[: max(0, min(first, 50))]]
 
     @strawberry.field
     async def tasks(self, info: Info, open_only: bool = True) -> list[Task]:
         rows = await load_many(_ctx(info), TaskRow, "account_id", self.id,
-                               order_by=TaskRow.due_date)
+                               order_by=col(TaskRow.due_date))
         return [build(Task, r) for r in rows if not open_only or not r["done"]]
 
 
-Account = column_type("Account", AccountRow.__table__, (_AccountFields, Node),
-                      description="A customer: the central record of the CRM.")
+@columns(AccountRow, description="A customer: the central record of the CRM.")
+class Account(_AccountFields, Node):
+    pass
 
 
 @strawberry.type
@@ -150,7 +154,9 @@ class _ContactFields(_HasAccount):
     pass
 
 
-Contact = column_type("Contact", ContactRow.__table__, (_ContactFields, Node))
+@columns(ContactRow)
+class Contact(_ContactFields, Node):
+    pass
 
 
 @strawberry.type
@@ -167,7 +173,9 @@ class _LeadFields:
         return _maybe(Account, await load_one(_ctx(info), AccountRow, self.converted_account_id))
 
 
-Lead = column_type("Lead", LeadRow.__table__, (_LeadFields, Node))
+@columns(LeadRow)
+class Lead(_LeadFields, Node):
+    pass
 
 
 @strawberry.type
@@ -175,8 +183,9 @@ class _ProductFields:
     pass
 
 
-Product = column_type("Product", ProductRow.__table__, (_ProductFields, Node),
-                      private=("unit_cost_cents",))
+@columns(ProductRow, private=("unit_cost_cents",))
+class Product(_ProductFields, Node):
+    pass
 
 
 @strawberry.type
@@ -184,11 +193,13 @@ class _PriceEntryFields:
     product_id: strawberry.ID
 
     @strawberry.field
-    async def product(self, info: Info) -> Product | None:  # type: ignore[valid-type]
+    async def product(self, info: Info) -> Product | None:
         return _maybe(Product, await load_one(_ctx(info), ProductRow, self.product_id))
 
 
-PriceEntry = column_type("PriceEntry", PriceEntryRow.__table__, (_PriceEntryFields, Node))
+@columns(PriceEntryRow)
+class PriceEntry(_PriceEntryFields, Node):
+    pass
 
 
 @strawberry.type
@@ -196,14 +207,15 @@ class _OrderLineFields:
     product_id: strawberry.ID
 
     @strawberry.field
-    async def product(self, info: Info) -> Product | None:  # type: ignore[valid-type]
+    async def product(self, info: Info) -> Product | None:
         # Lines may name a product that was since archived: visible through its order.
         return _maybe(Product, await load_one(_ctx(info), ProductRow, self.product_id,
                                               scoped=False))
 
 
-OrderLine = column_type("OrderLine", OrderLineRow.__table__, (_OrderLineFields,),
-                        exclude=("order_id",), private=("unit_cost_cents",))
+@columns(OrderLineRow, exclude=("order_id",), private=("unit_cost_cents",))
+class OrderLine(_OrderLineFields):
+    pass
 
 
 @strawberry.type
@@ -212,9 +224,9 @@ class _OrderFields(_HasAccount):
     rep_id: strawberry.ID
 
     @strawberry.field
-    async def lines(self, info: Info) -> list[OrderLine]:  # type: ignore[valid-type]
+    async def lines(self, info: Info) -> list[OrderLine]:
         rows = await load_many(_ctx(info), OrderLineRow, "order_id", self.id, scoped=False,
-                               order_by=OrderLineRow.line_no)
+                               order_by=col(OrderLineRow.line_no))
         return [build(OrderLine, r) for r in rows]
 
     @strawberry.field
@@ -222,8 +234,9 @@ class _OrderFields(_HasAccount):
         return user_summary(await load_one(_ctx(info), UserRow, self.rep_id, scoped=False))
 
 
-Order = column_type("Order", OrderRow.__table__, (_OrderFields, Node),
-                    private=("cost_cents",), description="A sales order with its lines.")
+@columns(OrderRow, private=("cost_cents",), description="A sales order with its lines.")
+class Order(_OrderFields, Node):
+    pass
 
 
 @strawberry.type
@@ -231,7 +244,9 @@ class _InvoiceFields(_HasAccount):
     pass
 
 
-Invoice = column_type("Invoice", InvoiceRow.__table__, (_InvoiceFields, Node))
+@columns(InvoiceRow)
+class Invoice(_InvoiceFields, Node):
+    pass
 
 
 @strawberry.type
@@ -243,7 +258,9 @@ class _VisitNoteFields(_HasAccount):
         return user_summary(await load_one(_ctx(info), UserRow, self.author_id, scoped=False))
 
 
-VisitNote = column_type("VisitNote", VisitNoteRow.__table__, (_VisitNoteFields, Node))
+@columns(VisitNoteRow)
+class VisitNote(_VisitNoteFields, Node):
+    pass
 
 
 @strawberry.type
@@ -251,7 +268,9 @@ class _CaseFields(_HasAccount):
     pass
 
 
-Case = column_type("Case", CaseRow.__table__, (_CaseFields, Node))
+@columns(CaseRow)
+class Case(_CaseFields, Node):
+    pass
 
 
 @strawberry.type
@@ -268,7 +287,9 @@ class _TaskFields:
         return user_summary(await load_one(_ctx(info), UserRow, self.assignee_id, scoped=False))
 
 
-Task = column_type("Task", TaskRow.__table__, (_TaskFields, Node))
+@columns(TaskRow)
+class Task(_TaskFields, Node):
+    pass
 
 #: Node types by table name, for node(id:) and the sync adapters.
 NODE_TYPES: dict[str, tuple[Any, Any]] = {

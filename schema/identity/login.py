@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.identity.tables import LoginAttempt
 from sync.model import utcnow
@@ -19,7 +20,8 @@ async def retry_after(session: AsyncSession, keys: list[str], max_failures: int,
                       window_s: int) -> int:
     """Seconds to wait before another try, or 0 when the caller may try now."""
     now = utcnow()
-    rows = (await session.execute(sa.select(LoginAttempt).where(LoginAttempt.key.in_(keys)))).scalars()
+    rows = (await session.execute(
+        sa.select(LoginAttempt).where(col(LoginAttempt.key).in_(keys)))).scalars()
     wait = 0
     for row in rows:
         end = row.window_start + timedelta(seconds=window_s)
@@ -41,4 +43,4 @@ async def record_failure(session: AsyncSession, keys: list[str], window_s: int) 
 
 
 async def clear(session: AsyncSession, keys: list[str]) -> None:
-    await session.execute(sa.delete(LoginAttempt).where(LoginAttempt.key.in_(keys)))
+    await session.execute(sa.delete(LoginAttempt).where(col(LoginAttempt.key).in_(keys)))

@@ -6,6 +6,7 @@ import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.enums import Role
 from schema.identity.passwords import hash_password
@@ -33,5 +34,5 @@ async def create_user(
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
-    stmt = sa.select(User).where(User.email == email.strip().lower())
+    stmt = sa.select(User).where(col(User.email) == email.strip().lower())
     return (await session.execute(stmt)).scalar_one_or_none()

@@ -50,8 +50,11 @@ def unit_price(product: ProductFacts, account_id: uuid.UUID, on: date,
 
     price = best([e for e in valid if e.unit_price_cents is not None])
     discount = best([e for e in valid if e.discount_bp is not None])
-    return (price.unit_price_cents if price else product.unit_price_cents,  # type: ignore[return-value]
-            discount.discount_bp if discount else 0)  # type: ignore[return-value]
+    # `best` only sees entries that set the value, so a chosen entry's value is never None.
+    unit = product.unit_price_cents if price is None or price.unit_price_cents is None \
+        else price.unit_price_cents
+    bp = 0 if discount is None or discount.discount_bp is None else discount.discount_bp
+    return unit, bp
 
 
 def line_total(quantity: int, unit_price_cents: int, discount_bp: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.accounts.tables import Account
 from schema.billing.tables import Invoice
@@ -21,7 +22,7 @@ from schema.identity.tables import User
 from schema.orders.pricing import PriceFacts, ProductFacts, credit_available, line_total, unit_price
 from schema.orders.tables import Order, OrderLine
 from sync.codec import TableCodec
-from sync.model import utcnow
+from sync.model import dialect_name, table_of, utcnow
 from sync.policies import WholeDocument
 from sync.registry import ChildSpec, EntitySpec, Registry, Rejection, Viewer
 
@@ -31,13 +32,13 @@ EXPOSED = (OrderStatus.SUBMITTED, OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
 LOCKED = (OrderStatus.CONFIRMED, OrderStatus.FULFILLED, OrderStatus.CANCELLED)
 REP_STATUSES = (OrderStatus.DRAFT, OrderStatus.SUBMITTED, OrderStatus.CANCELLED)
 
-LINE_CODEC = TableCodec(OrderLine.__table__, exclude=frozenset({"order_id", "unit_cost_cents"}))
+LINE_CODEC = TableCodec(table_of(OrderLine), exclude=frozenset({"order_id", "unit_cost_cents"}))
 LINE_INPUT = frozenset({"id", "product_id", "quantity", "discount_bp"})
 
 
 @dataclass
 class OrderCtx:
-    accounts: dict[uuid.UUID, Mapping[str, Any]] = field(default_factory=dict)
+    accounts: dict[uuid.UUID, sa.RowMapping] = field(default_factory=dict)
     products: dict[uuid.UUID, ProductFacts] = field(default_factory=dict)
     prices: list[PriceFacts] = field(default_factory=list)
     exposure: dict[uuid.UUID, int] = field(default_factory=dict)
@@ -80,37 +81,40 @@ class OrderHooks(Hooks):
         user = await session.get(User, viewer.user_id)
         ctx.max_discount_bp = user.max_discount_bp if user else 0
         if account_ids:
-            stmt = sa.select(Account.id, Account.credit_limit_cents, Account.status,
-                             Account.owner_id).where(Account.id.in_(account_ids))
-            if session.bind.dialect.name == "postgresql":
+            stmt = sa.select(col(Account.id), col(Account.credit_limit_cents),
+                             col(Account.status), col(Account.owner_id)
+                             ).where(col(Account.id).in_(account_ids))
+            if dialect_name(session) == "postgresql":
                 # Serialise credit checks per account: two parallel submits cannot both pass.
-                stmt = stmt.order_by(Account.id).with_for_update()
+                stmt = stmt.order_by(col(Account.id)).with_for_update()
             ctx.accounts = {r.id: r._mapping for r in await session.execute(stmt)}
             ids_in_batch = [r["id"] for r in rows]
-            invoiced = sa.select(Invoice.order_id).where(Invoice.order_id.is_not(None))
+            invoiced = sa.select(col(Invoice.order_id)).where(col(Invoice.order_id).is_not(None))
             unbilled = (
-                sa.select(Order.account_id, sa.func.sum(Order.total_cents))
-                .where(Order.account_id.in_(account_ids), Order.status.in_(EXPOSED),
-                       Order.deleted.is_(False), Order.id.not_in(ids_in_batch),
-                       Order.id.not_in(invoiced))
-                .group_by(Order.account_id)
+                sa.select(col(Order.account_id), sa.func.sum(col(Order.total_cents)))
+                .where(col(Order.account_id).in_(account_ids), col(Order.status).in_(EXPOSED),
+                       col(Order.deleted).is_(False), col(Order.id).not_in(ids_in_batch),
+                       col(Order.id).not_in(invoiced))
+                .group_by(col(Order.account_id))
             )
             open_ar = (
-                sa.select(Invoice.account_id, sa.func.sum(Invoice.amount_open_cents))
-                .where(Invoice.account_id.in_(account_ids), Invoice.status == InvoiceStatus.OPEN,
-                       Invoice.deleted.is_(False))
-                .group_by(Invoice.account_id)
+                sa.select(col(Invoice.account_id), sa.func.sum(col(Invoice.amount_open_cents)))
+                .where(col(Invoice.account_id).in_(account_ids),
+                       col(Invoice.status) == InvoiceStatus.OPEN, col(Invoice.deleted).is_(False))
+                .group_by(col(Invoice.account_id))
             )
             for stmt2 in (unbilled, open_ar):
                 for acc, total in await session.execute(stmt2):
                     ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
         if product_ids:
-            for p in (await session.execute(sa.select(Product).where(Product.id.in_(product_ids)))).scalars():
+            products = sa.select(Product).where(col(Product.id).in_(product_ids))
+            for p in (await session.execute(products)).scalars():
                 ctx.products[p.id] = ProductFacts(p.id, p.active and not p.deleted,
                                                   p.unit_price_cents, p.unit_cost_cents, p.name)
             entries = sa.select(PriceEntry).where(
-                PriceEntry.product_id.in_(product_ids), PriceEntry.deleted.is_(False),
-                sa.or_(PriceEntry.account_id.is_(None), PriceEntry.account_id.in_(account_ids)))
+                col(PriceEntry.product_id).in_(product_ids), col(PriceEntry.deleted).is_(False),
+                sa.or_(col(PriceEntry.account_id).is_(None),
+                       col(PriceEntry.account_id).in_(account_ids)))
             ctx.prices = [PriceFacts(e.product_id, e.account_id, e.unit_price_cents, e.discount_bp,
                                      e.valid_from, e.valid_to)
                           for e in (await session.execute(entries)).scalars()]
@@ -229,7 +233,7 @@ def register(registry: Registry) -> None:
             "discount_cents", "total_cents", "cost_cents", "submitted_at", "confirmed_at",
         }),
         private_columns=frozenset({"cost_cents"}),
-        child=ChildSpec("lines", OrderLine.__table__, "order_id", "line_no", LINE_CODEC),
+        child=ChildSpec("lines", table_of(OrderLine), "order_id", "line_no", LINE_CODEC),
         accept_after_move=True,
     ))
 

@@ -1,0 +1,177 @@
+"""WatermelonDB's `synchronize()` contract on the fieldsync engine.
+
+  query    watermelonPull(lastPulledAt: Float, schemaVersion: Int, migration: JSON,
+                          clientId: ID): JSON!    # {changes, timestamp}
+  mutation watermelonPush(changes: JSON!, lastPulledAt: Float, clientId: ID): JSON!
+
+Tables are the plural snake_case entity names (`contacts`, `visit_notes`, …); columns
+are the database column names (snake_case); an order's lines travel as the JSON string
+column `lines`. `timestamp` is the engine's change sequence number, gap-free in commit
+order, so it is safe to hand back as `lastPulledAt`. After the first sync records come
+as `updated`, never `created`, so a device's own pushes cannot resurrect records it
+deleted meanwhile. Pushes are never refused for concurrent server changes: every entity's
+policy resolves them on the server (field merge, ranks, order rules), and the outcome
+arrives on the next pull; per-record refusals are listed in the push's answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from schema.dialects.documents import client_fields, spec_of
+from sync.codec import camel
+from sync.cursor import Position
+from sync.protocol import MutationIn
+
+TABLES: dict[str, str] = {
+    "territory": "territories", "product": "products", "priceEntry": "price_entries",
+    "account": "accounts", "contact": "contacts", "lead": "leads", "order": "orders",
+    "invoice": "invoices", "visitNote": "visit_notes", "task": "tasks", "case": "cases",
+}
+ENTITIES = {table: entity for entity, table in TABLES.items()}
+#: Columns Watermelon keeps for itself.
+LOCAL = frozenset({"_status", "_changed"})
+MAX_RECORDS = 100_000
+
+
+def to_record(entity: str, data: dict[str, Any]) -> dict[str, Any]:
+    spec = spec_of(entity)
+    out: dict[str, Any] = {}
+    for wire, value in data.items():
+        f = spec.codec.by_wire.get(wire)
+        if f is not None:
+            out[f.column] = value
+        elif spec.child is not None and wire == spec.child.wire:
+            out[spec.child.wire] = json.dumps(value, separators=(",", ":"))
+    return out
+
+
+def from_record(entity: str, record: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
+    """A Watermelon raw record → (wire fields a client may write, its `_changed` list)."""
+    spec = spec_of(entity)
+    allowed = client_fields(spec)
+    fields: dict[str, Any] = {}
+    for column, value in record.items():
+        if column in LOCAL or column == "id":
+            continue
+        if spec.child is not None and column == spec.child.wire:
+            fields[column] = json.loads(value) if isinstance(value, str) and value else value
+            continue
+        wire = camel(column)
+        if wire in allowed:
+            fields[wire] = None if value == "" and spec.codec.by_wire[wire].nullable else value
+    changed = record.get("_changed")
+    names = [camel(c) for c in str(changed).split(",") if c] if changed else None
+    return fields, names
+
+
+async def _collect(info: Info, client_id: str, position: Position | None,
+                   entities: frozenset[str] | None) -> tuple[list[Any], int, bool]:
+    ctx = info.context
+    changes: list[Any] = []
+    cursor = None if position is None else ctx.pull.cursors.encode(position, client_id)
+    reset = False
+    async with ctx.db.write() as session:
+        while True:
+            out = await ctx.pull.pull(session, ctx.viewer, client_id, cursor, 1000,
+                                      entities=entities)
+            changes += out.changes
+            reset = reset or out.reset
+            cursor = out.cursor
+            if not out.has_more:
+                break
+            if len(changes) > MAX_RECORDS:
+                raise GraphQLError("too many changes for one WatermelonDB pull; sync more often",
+                                   extensions={"code": "PULL_TOO_LARGE"})
+    seq = ctx.pull.cursors.decode(cursor, client_id).seq if cursor else 0
+    return changes, seq, reset
+
+
+@strawberry.type
+class WatermelonQuery:
+    @strawberry.field(description="WatermelonDB pullChanges: {changes, timestamp}. "
+                      "schemaVersion is accepted for the contract; tables and columns are "
+                      "additive, so every version gets the same records.")
+    async def watermelon_pull(self, info: Info, last_pulled_at: float | None = None,
+                              schema_version: int | None = None, migration: JSON | None = None,
+                              client_id: strawberry.ID | None = None) -> JSON:
+        cid = f"{client_id or 'watermelon'}:wm"[:128]
+        first = not last_pulled_at
+        position = None if first else Position(seq=int(last_pulled_at))
+        changes, timestamp, reset = await _collect(info, cid, position, None)
+        tables: dict[str, dict[str, list[Any]]] = defaultdict(
+            lambda: {"created": [], "updated": [], "deleted": []})
+        for c in changes:
+            table = TABLES[c.entity]
+            if c.op == "UPSERT":
+                tables[table]["created" if first or reset else "updated"].append(
+                    to_record(c.entity, c.data))
+            else:
+                tables[table]["deleted"].append(c.id)
+        if migration and not first:
+            # Migration sync: back-fill the tables and columns the upgraded app added.
+            wanted = set(migration.get("tables") or [])
+            wanted |= {col.get("table") for col in migration.get("columns") or []}
+            entities = frozenset(ENTITIES[t] for t in wanted if t in ENTITIES)
+            if entities:
+                full, _, _ = await _collect(info, f"{cid}:migration", None, entities)
+                for c in full:
+                    table = TABLES[c.entity]
+                    kind = "created" if table in (migration.get("tables") or []) else "updated"
+                    tables[table][kind].append(to_record(c.entity, c.data))
+        answer: dict[str, Any] = {"changes": dict(tables), "timestamp": timestamp}
+        if reset:
+            answer["experimentalStrategy"] = "replacement"
+        return answer
+
+
+@strawberry.type
+class WatermelonMutation:
+    @strawberry.mutation(description="WatermelonDB pushChanges. Concurrent server changes "
+                         "are merged by each entity's policy; refusals are listed per record.")
+    async def watermelon_push(self, info: Info, changes: JSON, last_pulled_at: float | None = None,
+                              client_id: strawberry.ID | None = None) -> JSON:
+        ctx = info.context
+        mutations: list[MutationIn] = []
+        where: list[tuple[str, str]] = []
+        if not isinstance(changes, dict):
+            raise GraphQLError("changes must be an object of tables",
+                               extensions={"code": "INVALID_FIELD"})
+        for table, kinds in changes.items():
+            entity = ENTITIES.get(table)
+            if entity is None or not isinstance(kinds, dict):
+                raise GraphQLError(f"unknown table '{table}'", extensions={"code": "UNKNOWN_ENTITY"})
+            for record in kinds.get("created") or []:
+                fields, _ = from_record(entity, record)
+                mutations.append(MutationIn(0, entity, "CREATE", str(record.get("id")), None, fields))
+                where.append((table, str(record.get("id"))))
+            for record in kinds.get("updated") or []:
+                fields, changed = from_record(entity, record)
+                if changed is not None:
+                    fields = {k: v for k, v in fields.items() if k in changed}
+                base = record.get("version")
+                mutations.append(MutationIn(0, entity, "UPDATE", str(record.get("id")),
+                                            int(base) if isinstance(base, (int, float)) else None,
+                                            fields))
+                where.append((table, str(record.get("id"))))
+            for rid in kinds.get("deleted") or []:
+                mutations.append(MutationIn(0, entity, "DELETE", str(rid)))
+                where.append((table, str(rid)))
+        async with ctx.db.write() as session:
+            outs = await ctx.push.apply(session, ctx.viewer, mutations)
+        if mutations and ctx.notify is not None:
+            ctx.notify()
+        rejected = [{"table": t, "id": i, "code": o.error.code, "message": o.error.message}
+                    for (t, i), o in zip(where, outs, strict=True)
+                    if o.status == "REJECTED" and o.error is not None]
+        conflicts = [{"table": t, "id": i, "conflictId": o.conflict_id}
+                     for (t, i), o in zip(where, outs, strict=True) if o.status == "CONFLICT"]
+        return {"ok": True, "applied": sum(o.status in ("APPLIED", "MERGED") for o in outs),
+                "rejected": rejected, "conflicts": conflicts}

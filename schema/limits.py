@@ -1,0 +1,116 @@
+"""GraphQL resource limits and error masking. Strawberry's protections are opt-in; this
+module turns each on deliberately, with limits from settings.
+
+- depth, aliases (fragments included — strawberry counts through them), tokens;
+- duplicated fields in one selection set (`{ me { email email email … } }`), which
+  graphql-core otherwise merges at quadratic validation cost;
+- introspection for anonymous callers in production mode;
+- unexpected exceptions: a generic message with a correlation id, logged with the trace.
+Circular fragments are refused by graphql-core's standard validation (NoFragmentCycles).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    SelectionSetNode,
+    ValidationRule,
+)
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+log = logging.getLogger("fieldsync.graphql")
+
+
+@dataclass(frozen=True)
+class GraphQLLimits:
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_duplicate_fields: int = 3
+    production: bool = False
+
+
+def duplicate_field_rule(limit: int) -> type[ValidationRule]:
+    class NoDuplicatedFields(ValidationRule):
+        def enter_selection_set(self, node: SelectionSetNode, *_args: Any) -> None:
+            counts = Counter(
+                (s.alias.value if s.alias else s.name.value)
+                for s in node.selections if isinstance(s, FieldNode))
+            for name, n in counts.items():
+                if n > limit:
+                    self.report_error(GraphQLError(
+                        f"field '{name}' is selected {n} times in one selection set "
+                        f"(at most {limit})", node, extensions={"code": "QUERY_TOO_COMPLEX"}))
+
+    return NoDuplicatedFields
+
+
+class AnonymousIntrospection(SchemaExtension):
+    """In production, schema introspection needs a signed-in user."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        context = ctx.context
+        doc = ctx.graphql_document
+        if doc is not None and getattr(context, "principal", None) is None and _introspects(doc):
+            raise GraphQLError("introspection requires signing in",
+                               extensions={"code": "UNAUTHENTICATED"})
+        yield
+
+
+def _introspects(document: Any) -> bool:
+    stack = list(getattr(document, "definitions", []))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, FieldNode) and node.name.value in ("__schema", "__type"):
+            return True
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return False
+
+
+class CorrelatedMaskErrors(MaskErrors):
+    """Unexpected errors become `internal error (ref …)`; the ref is in the server log."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        ref = uuid.uuid4().hex[:12]
+        log.error("unexpected error (ref %s) at %s", ref, error.path, exc_info=error.original_error)
+        return GraphQLError(f"internal error (ref {ref})", nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path,
+                            extensions={"code": "INTERNAL", "ref": ref})
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def extensions(limits: GraphQLLimits) -> list[Callable[[], SchemaExtension]]:
+    out: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: AddValidationRules([duplicate_field_rule(limits.max_duplicate_fields)]),
+        lambda: CorrelatedMaskErrors(should_mask_error=_should_mask),
+    ]
+    if limits.production:
+        out.append(AnonymousIntrospection)
+    return out
+
+
