@@ -132,6 +132,11 @@ class PushEngine:
         order: list[tuple[str, int]] = []
         gap = False
         for m in req.mutations:
+            if m.mutation_id < 1:
+                results[m.mutation_id] = _reject(m, "INVALID_MUTATION_ID",
+                                                 "mutationId starts at 1 for each clientId")
+                order.append(("invalid", m.mutation_id))
+                continue
             if m.mutation_id <= last or any(f.mutation_id == m.mutation_id for f in fresh):
                 order.append(("replay", m.mutation_id))
                 continue
@@ -147,7 +152,7 @@ class PushEngine:
             order.append(("fresh", m.mutation_id))
             expected += 1
 
-        outs = await self.apply(session, viewer, fresh, client=client)
+        outs = await self._apply_isolated(session, viewer, fresh, client)
         for out in outs:
             results[out.mutation_id] = out
 
@@ -174,13 +179,42 @@ class PushEngine:
             if kind == "replay":
                 prior = replay.get(mid) or results.get(mid)
                 if prior is None:  # result aged out of retention: say so, never re-apply
-                    prior = MutationOut(mid, "APPLIED", "", None, None, None, None,
-                                        [SyncError("RESULT_EXPIRED", "already applied; its "
+                    sent = next(m for m in req.mutations if m.mutation_id == mid)
+                    prior = MutationOut(mid, "APPLIED", sent.id, None, None, None, None,
+                                        [SyncError("RESULT_EXPIRED", "processed long ago; its "
                                                    "result is no longer stored")])
                 final.append(prior)
             else:
                 final.append(results[mid])
         return PushOut(client.last_mutation_id, final)
+
+    async def _apply_isolated(self, session: AsyncSession, viewer: Viewer,
+                              mutations: Sequence[MutationIn], client: Client) -> list[MutationOut]:
+        """`apply`, but a database error caused by one mutation (a constraint the rules
+        missed) refuses that mutation only, instead of failing every resend of the batch.
+        Transient errors (connection lost, deadlock, lock timeout) still fail the whole
+        request, which the client retries."""
+        try:
+            async with session.begin_nested():
+                return await self.apply(session, viewer, mutations, client)
+        except sa.exc.DBAPIError as exc:
+            if _transient(exc):
+                raise
+            log.warning("batch of %d failed on a database error; applying one by one: %s",
+                        len(mutations), exc.orig)
+        outs: list[MutationOut] = []
+        for m in mutations:
+            try:
+                async with session.begin_nested():
+                    outs += await self.apply(session, viewer, [m], client)
+            except sa.exc.DBAPIError as exc:
+                if _transient(exc):
+                    raise
+                ref = uuid.uuid4().hex[:12]
+                log.error("mutation refused by the database (ref %s): %s", ref, exc.orig)
+                outs.append(_reject(m, "INTERNAL_ERROR", f"the server could not store this "
+                                    f"mutation (ref {ref}); it was not applied"))
+        return outs
 
     async def apply(
         self, session: AsyncSession, viewer: Viewer, mutations: Sequence[MutationIn],
@@ -451,7 +485,7 @@ class PushEngine:
             scope = spec.scope_of({**values, "id": p.row_id})
             changes.add(RowWrite(spec, p.row_id, "insert", values, None, 1, scope, None, p.hlc,
                                  children), m.mutation_id)
-            now = utcnow()
+            now = changes.now
             row = {**values, "id": p.row_id, "version": 1, "scope_key": scope, "deleted": False,
                    "created_at": now, "updated_at": now}
             self._remember(state, key, row, children, 1, {}, p.hlc, client_id)
@@ -566,7 +600,7 @@ class PushEngine:
                 if old_h != new_h:
                     changes.move(ScopeMove(p.row_id, new_h, old_h, spec.root_kind, p.hlc))
         row = {**final, "version": version, "scope_key": new_scope,
-               "updated_at": utcnow() if version != current["version"] else current["updated_at"]}
+               "updated_at": changes.now if version != current["version"] else current["updated_at"]}
         self._remember(state, key, row, children if child_changed else children_now, version,
                        {c: current.get(c) for c in delta}, p.hlc, client_id)
         data = spec.dump(row, state.children.get(key), viewer)
@@ -654,6 +688,12 @@ def _merge_pending(history: History, pending: list[tuple[int, dict[str, Any], st
                 changed[column] = hlc
     return History(known=history.known, changed=changed, base=history.base,
                    latest_hlc=history.latest_hlc)
+
+
+def _transient(exc: sa.exc.DBAPIError) -> bool:
+    """Errors a retry can fix: the database went away, a deadlock, a lock timeout."""
+    return exc.connection_invalidated or isinstance(
+        exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
 
 
 def _skew_ms(mutations: Sequence[MutationIn]) -> int:

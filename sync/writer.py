@@ -59,6 +59,8 @@ class ChangeSet:
     moves: list[ScopeMove] = field(default_factory=list)
     new_keys: list[ScopeKey] = field(default_factory=list)
     mutation_ids: dict[int, int] = field(default_factory=dict)  # index in writes → mutation id
+    #: One timestamp for every row the change set touches (and for results sent back).
+    now: datetime = field(default_factory=utcnow)
 
     def add(self, write: RowWrite, mutation_id: int | None = None) -> None:
         if mutation_id is not None:
@@ -75,35 +77,63 @@ class ChangeSet:
         return len(self.writes) + len(self.moves)
 
 
+@dataclass
+class _Final:
+    """A row's state after all of a change set's writes to it (applied in order)."""
+
+    spec: EntitySpec
+    insert: bool
+    values: dict[str, Any]
+    children: Sequence[Mapping[str, Any]] | None
+    replace_children: bool
+
+
+def _coalesce(writes: Sequence[RowWrite]) -> dict[tuple[str, uuid.UUID], _Final]:
+    """One final state per row, so several writes to a row in one batch (create then
+    edit, two edits) hit the database once and in order, whatever their columns."""
+    rows: dict[tuple[str, uuid.UUID], _Final] = {}
+    for w in writes:
+        key = (w.spec.name, w.row_id)
+        f = rows.get(key)
+        if f is None:
+            f = rows[key] = _Final(w.spec, w.op == "insert", {}, None, False)
+        if w.op == "insert":
+            f.values.update(w.spec.with_defaults(w.values), deleted=False)
+        elif w.op == "update":
+            f.values.update(w.values)
+        else:
+            f.values["deleted"] = True
+        f.values.update(version=w.version, scope_key=w.scope_key)
+        if w.children is not None:
+            if w.spec.child is None:
+                raise ValueError(f"'{w.spec.name}' has no child rows")
+            f.children = w.children
+            f.replace_children = not f.insert  # a new parent has no children to replace
+    return rows
+
+
 async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: datetime) -> None:
     inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
     updates: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
     children: dict[Any, tuple[list[uuid.UUID], list[dict[str, Any]]]] = {}
-    for w in writes:
-        table = w.spec.table
-        if w.op == "insert":
-            row = w.spec.with_defaults(w.values)
-            row.update(
-                id=w.row_id, version=w.version, scope_key=w.scope_key, deleted=False,
-                updated_at=now,
-            )
+    for (_, row_id), f in _coalesce(writes).items():
+        table = f.spec.table
+        if f.insert:
+            row = dict(f.values, id=row_id, updated_at=now)
             row.setdefault("created_at", now)
             inserts[table].append(row)
         else:
-            values: dict[str, Any] = dict(w.values) if w.op == "update" else {"deleted": True}
-            values.update(version=w.version, updated_at=now, scope_key=w.scope_key)
+            values = dict(f.values, updated_at=now)
             cols = tuple(sorted(values))
-            values["_id"] = w.row_id
+            values["_id"] = row_id
             updates[(table, cols)].append(values)
-        if w.children is not None:
-            if w.spec.child is None:
-                raise ValueError(f"'{w.spec.name}' has no child rows")
-            child = w.spec.child
+        if f.children is not None and f.spec.child is not None:
+            child = f.spec.child
             ids, rows = children.setdefault(child, ([], []))
-            if w.op != "insert":  # a new parent has no children to replace
-                ids.append(w.row_id)
-            rows.extend(_child_row(child.table, c, child.parent_column, w.row_id)
-                        for c in w.children)
+            if f.replace_children:
+                ids.append(row_id)
+            rows.extend(_child_row(child.table, c, child.parent_column, row_id)
+                        for c in f.children)
 
     # Rows first (children reference them), replaced children after.
     for table, rows in inserts.items():
@@ -140,7 +170,7 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
     """Apply a change set; returns the sequence number of each row write, in order."""
     if not len(changes) and not changes.new_keys:
         return []
-    now = utcnow()
+    now = changes.now
     if changes.new_keys:
         await session.execute(
             sa.insert(ScopeKey),

@@ -277,3 +277,51 @@ async def test_page_size_is_capped(as_user: Any, world: World) -> None:
     assert body["errors"][0]["extensions"]["code"] == "BAD_PAGE_SIZE"
     pulled = await rep1.ok(PULL.replace("limit: 1000", "limit: 100000"), {"c": "cap"})
     assert len(pulled["syncPull"]["changes"]) <= 1000
+
+
+async def test_create_then_edit_in_one_batch(as_user: Any, world: World) -> None:
+    phone = Device(await as_user("rep1"), "phone")
+    order = str(uuid.uuid4())
+    acc = str(world.accounts["rep1a"])
+    created, edited = await phone.push_ok(
+        phone.m("order", "CREATE", order, {"accountId": acc, "lines": [
+            {"productId": str(world.products["chips"]), "quantity": 1}]}),
+        phone.m("order", "UPDATE", order, {"notes": "ring twice", "lines": [
+            {"productId": str(world.products["chips"]), "quantity": 2},
+            {"productId": str(world.products["cola"]), "quantity": 1}]}, base=1))
+    assert created["status"] == "APPLIED" and edited["status"] == "APPLIED", edited
+    stored = await phone.api.ok("query($id: ID!) { node(id: $id) { ... on Order { notes "
+                                "totalCents lines { quantity } } } }", {"id": order})
+    assert stored["node"] == {"notes": "ring twice", "totalCents": 1500,
+                              "lines": [{"quantity": 2}, {"quantity": 1}]}
+
+
+async def test_a_database_error_refuses_one_mutation_not_the_batch(
+        as_user: Any, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import schema.orders.sync as orders
+
+    monkeypatch.setattr(orders, "order_number", lambda year: "SO-SAME")  # force a collision
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(world.accounts["rep1a"])
+    line = [{"productId": str(world.products["chips"]), "quantity": 1}]
+    batch = [phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line}),
+             phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line}),
+             phone.m("contact", "CREATE", str(uuid.uuid4()), {"accountId": acc,
+                                                              "firstName": "A", "lastName": "B"})]
+    first = await phone.push_ok(*batch)
+    assert [r["status"] for r in first] == ["APPLIED", "REJECTED", "APPLIED"]
+    assert first[1]["error"]["code"] == "INTERNAL_ERROR"
+    again = (await phone.push(*batch))["data"]["syncPush"]
+    assert again["lastMutationId"] == 3 and again["results"] == first  # replayed, not wedged
+
+
+async def test_rejected_order_is_resubmitted_by_fixing_its_lines(as_user: Any, world: World) -> None:
+    phone = Device(await as_user("rep1"), "phone")
+    order = str(uuid.uuid4())
+    acc = str(world.accounts["rep1a"])
+    [r] = await phone.push_ok(phone.m("order", "CREATE", order, {
+        "accountId": acc, "lines": [{"productId": str(world.products["cola"]), "quantity": 500}]}))
+    assert r["data"]["status"] == "REJECTED"
+    [fixed] = await phone.push_ok(phone.m("order", "UPDATE", order, {
+        "lines": [{"productId": str(world.products["cola"]), "quantity": 5}]}, base=1))
+    assert fixed["status"] == "APPLIED" and fixed["data"]["status"] == "SUBMITTED"

@@ -22,7 +22,7 @@ from schema.identity.tables import User
 from schema.orders.pricing import PriceFacts, ProductFacts, credit_available, line_total, unit_price
 from schema.orders.tables import Order, OrderLine
 from sync.codec import TableCodec
-from sync.model import dialect_name, table_of, utcnow
+from sync.model import dialect_name, new_id, table_of, utcnow
 from sync.policies import WholeDocument
 from sync.registry import ChildSpec, EntitySpec, Registry, Rejection, Viewer
 
@@ -65,6 +65,12 @@ def _parse_lines(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                             f"lines[{i}].discountBp")
         lines.append(parsed)
     return lines
+
+
+def order_number(year: int) -> str:
+    """A short human-facing number. Drawn from a server-minted UUIDv7's random bits, not
+    from the client's id, so two devices can never collide on purpose or by accident."""
+    return f"SO-{year}-{new_id().hex[-10:].upper()}"
 
 
 class OrderHooks(Hooks):
@@ -149,8 +155,10 @@ class OrderHooks(Hooks):
     def _evaluate(self, viewer: Viewer, current: Mapping[str, Any] | None,
                   row: dict[str, Any], ctx: OrderCtx) -> dict[str, Any]:
         status = OrderStatus(row["status"])
-        if status is OrderStatus.REJECTED and current is not None:
-            status = OrderStatus(current["status"])  # echo of the server's verdict
+        if status is OrderStatus.REJECTED:
+            # An edit of a rejected order (or an echo of the server's verdict) resubmits it:
+            # the rep fixed what was wrong, the server judges it again.
+            status = OrderStatus.SUBMITTED
         if not viewer.privileged and status not in REP_STATUSES:
             raise Rejection("INVALID_STATUS", f"an order can be sent as DRAFT, SUBMITTED or "
                             f"CANCELLED, not {status.name}", "status")
@@ -218,7 +226,7 @@ class OrderHooks(Hooks):
             if current is None or current["status"] is not OrderStatus.SUBMITTED:
                 row["submitted_at"] = utcnow()
             if not row.get("number"):
-                row["number"] = f"SO-{row['order_date'].year}-{row['id'].hex[-10:].upper()}"
+                row["number"] = order_number(row["order_date"].year)
         if status is OrderStatus.CONFIRMED and not row.get("confirmed_at"):
             row["confirmed_at"] = utcnow()
         return row
