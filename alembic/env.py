@@ -5,9 +5,8 @@ SQLite migrations use batch mode (SQLite cannot ALTER most things in place).
 
 from __future__ import annotations
 
-from alembic import context
-
 import schema.tables  # noqa: F401  (registers every table on the metadata)
+from alembic import context
 from server.db import create_sync_engine
 from server.settings import Settings
 from sync.model import metadata

@@ -92,4 +92,5 @@ def viewer_of(principal: Principal) -> Viewer:
         keys=visible_keys(principal),
         privileged=principal.privileged,
         principal=principal,
+        holders=None if principal.is_admin else team_ids(principal),
     )

@@ -83,6 +83,14 @@ class FieldMerge(Policy):
     ranked: Mapping[str, Mapping[Any, int]] = field(default_factory=dict)
     name: str = "field-merge"
 
+    def __post_init__(self) -> None:
+        for g in self.groups:
+            if len(g) > 1 and g & set(self.ranked):
+                # A rank decides one field; grouping it with others would force either a
+                # mixed group or a rank that loses to a clock. Keep ranked fields alone.
+                raise ValueError(f"ranked field {sorted(g & set(self.ranked))} cannot be "
+                                 "in a field group")
+
     def _group_of(self, column: str) -> frozenset[str]:
         for g in self.groups:
             if column in g:
@@ -126,14 +134,13 @@ class FieldMerge(Policy):
                 kinds.add("lww")
             # The client's view of the whole group: what it sent, plus its base for the
             # fields the server changed meanwhile. If that base is unknown, the group
-            # cannot be applied whole, so the server's group stands — unless the group
-            # is ranked, where the rank alone decides.
+            # cannot be applied whole, so the server's group stands.
             view = dict(sent)
             for c in sorted(whole - group):
                 if not history.known or c in history.changed:
                     if history.known and c in history.base:
                         view[c] = history.base[c]
-                    elif ranked is None:
+                    else:
                         client_wins = False
             out.conflicted.extend(sorted(whole if len(whole) > 1 else group))
             if client_wins:

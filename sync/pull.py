@@ -42,7 +42,10 @@ class PullEngine:
         self.limits = limits or PullLimits()
 
     async def pull(self, session: AsyncSession, viewer: Viewer, client_id: str,
-                   cursor: str | None, limit: int | None) -> PullOut:
+                   cursor: str | None, limit: int | None,
+                   entities: frozenset[str] | None = None) -> PullOut:
+        """One page. `entities` narrows the feed to some entities (a client library
+        that replicates per collection); scope moves are honoured all the same."""
         client = await claim_client(session, client_id, viewer.user_id, lock=False)
         size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
         head, horizon = (await session.execute(
@@ -55,8 +58,9 @@ class PullEngine:
                 # Older than tombstone retention: a silent gap is never an option.
                 reset, pos = True, Position(seq=head, phase="b", key="*")
         else:
-            pos = Position(seq=head, phase="b", key="*")
-        page = _Page(self.registry, viewer, session)
+            # A snapshot: whatever the device held before is replaced by this.
+            reset, pos = True, Position(seq=head, phase="b", key="*")
+        page = _Page(self.registry, viewer, session, entities)
         more = True
         while len(page.out) < size:
             if pos.phase is not None:
@@ -75,10 +79,21 @@ async def scope_changed(session: AsyncSession, viewer: Viewer, after: int, upto:
     """Whether any change in (after, upto] concerns the viewer (one indexed query)."""
     seq = col(Change.seq)
     stmt = sa.select(seq).where(seq > after, seq <= upto).limit(1)
-    if viewer.keys is not None:
-        stmt = stmt.where(sa.or_(col(Change.scope_key).in_(viewer.keys),
-                                 col(Change.prev_scope_key).in_(viewer.keys)))
+    concerns = _concerns(viewer)
+    if concerns is not None:
+        stmt = stmt.where(concerns)
     return (await session.execute(stmt)).first() is not None
+
+
+def _concerns(viewer: Viewer) -> Any:
+    """Change-log rows that may matter to the viewer: in a key they read now, leaving a
+    key they read now, or leaving a key one of their users held at the time."""
+    if viewer.keys is None:
+        return None
+    parts = [col(Change.scope_key).in_(viewer.keys), col(Change.prev_scope_key).in_(viewer.keys)]
+    if viewer.holders is not None:
+        parts.append(col(Change.prev_holder_id).in_(viewer.holders))
+    return sa.or_(*parts)
 
 
 async def _touch(session: AsyncSession, client: Client, seq: int) -> None:
@@ -88,11 +103,17 @@ async def _touch(session: AsyncSession, client: Client, seq: int) -> None:
     )
 
 
+def _row(mapping: Any) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != "_visible"}
+
+
 class _Page:
-    def __init__(self, registry: Registry, viewer: Viewer, session: AsyncSession) -> None:
+    def __init__(self, registry: Registry, viewer: Viewer, session: AsyncSession,
+                 entities: frozenset[str] | None = None) -> None:
         self.registry = registry
         self.viewer = viewer
         self.session = session
+        self.entities = entities
         self.out: list[ChangeOut] = []
 
     def _in_scope(self, column: Any) -> Any:
@@ -124,14 +145,24 @@ class _Page:
         entity, after = pos.entity, pos.after
         while entity < len(specs) and room > 0:
             spec = specs[entity]
+            if self.entities is not None and spec.name not in self.entities:
+                entity, after = entity + 1, None
+                continue
             t = spec.table
-            stmt = sa.select(t).order_by(t.c.id).limit(room)
+            stmt = sa.select(t, self._in_scope(t.c.scope_key).label("_visible")) \
+                .order_by(t.c.id).limit(room)
             if pos.key == "*":
                 stmt = stmt.where(self._in_scope(t.c.scope_key), t.c.deleted.is_(False))
+            elif pos.phase == "b":
+                stmt = stmt.where(t.c.scope_key == uuid.UUID(hex=pos.key), t.c.deleted.is_(False))
             else:
-                stmt = stmt.where(t.c.scope_key == uuid.UUID(hex=pos.key))
-                if pos.phase == "b":
-                    stmt = stmt.where(t.c.deleted.is_(False))
+                # Evict what was under the key when it moved: rows still under it, and
+                # rows that left it since (their own change no longer names this viewer).
+                key = uuid.UUID(hex=pos.key)
+                left = sa.select(col(Change.row_id)).where(
+                    col(Change.entity) == spec.name, col(Change.prev_scope_key) == key,
+                    col(Change.seq) > pos.seq)
+                stmt = stmt.where(sa.or_(t.c.scope_key == key, t.c.id.in_(left)))
             if after:
                 stmt = stmt.where(t.c.id > uuid.UUID(hex=after))
             rows = list((await self.session.execute(stmt)).mappings())
@@ -139,10 +170,10 @@ class _Page:
                 kids = await self._children(spec, [r["id"] for r in rows])
                 self.out.extend(
                     ChangeOut(spec.name, str(r["id"]), "UPSERT", r["version"],
-                              spec.dump(r, kids[r["id"]], self.viewer)) for r in rows)
+                              spec.dump(_row(r), kids[r["id"]], self.viewer)) for r in rows)
             else:
                 self.out.extend(ChangeOut(spec.name, str(r["id"]), "EVICT", r["version"], None)
-                                for r in rows)
+                                for r in rows if not r["_visible"])
             room -= len(rows)
             if room > 0:
                 entity, after = entity + 1, None
@@ -161,9 +192,12 @@ class _Page:
             .where(col(Change.seq) > pos.seq, col(Change.seq) <= head)
             .order_by(col(Change.seq)).limit(room)
         )
-        if self.viewer.keys is not None:
-            stmt = stmt.where(sa.or_(col(Change.scope_key).in_(self.viewer.keys),
-                                     col(Change.prev_scope_key).in_(self.viewer.keys)))
+        concerns = _concerns(self.viewer)
+        if concerns is not None:
+            stmt = stmt.where(concerns)
+        if self.entities is not None:
+            stmt = stmt.where(sa.or_(col(Change.entity).in_(self.entities),
+                                     col(Change.op) == "move"))
         rows = list((await self.session.execute(stmt)).all())
         if not rows:
             return Position(seq=head), False

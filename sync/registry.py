@@ -32,6 +32,8 @@ class Viewer:
     keys: sa.Select[Any] | None
     privileged: bool
     principal: Any = None
+    #: The users whose holdings the viewer reads (None: everyone's).
+    holders: sa.Select[Any] | None = None
 
 
 @dataclass(frozen=True)

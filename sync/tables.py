@@ -45,6 +45,9 @@ class Change(SQLModel, table=True):
     op: str = Field(max_length=8, nullable=False)
     scope_key: uuid.UUID = Field(nullable=False, index=True)
     prev_scope_key: uuid.UUID | None = Field(default=None, index=True)
+    #: Who held `prev_scope_key` when the row left it. A pull must still evict the row
+    #: from that holder's devices even after the key itself moved on.
+    prev_holder_id: uuid.UUID | None = Field(default=None, index=True)
     hlc: str = Field(max_length=64, nullable=False)
     actor_id: uuid.UUID | None = Field(default=None)
     client_id: str | None = Field(default=None, max_length=128)

@@ -171,6 +171,8 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
     if not len(changes) and not changes.new_keys:
         return []
     now = changes.now
+    holders = await _holders(session, {w.prev_scope_key for w in changes.writes
+                                       if w.prev_scope_key not in (None, w.scope_key)})
     if changes.new_keys:
         await session.execute(
             sa.insert(ScopeKey),
@@ -191,6 +193,7 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
             "seq": first + i, "entity": w.spec.name, "row_id": w.row_id, "version": w.version,
             "op": "delete" if w.op == "delete" else "upsert", "scope_key": w.scope_key,
             "prev_scope_key": w.prev_scope_key if w.prev_scope_key != w.scope_key else None,
+            "prev_holder_id": holders.get(w.prev_scope_key) if w.prev_scope_key else None,
             "hlc": w.hlc, "actor_id": changes.actor_id, "client_id": changes.client_id,
             "mutation_id": changes.mutation_ids.get(i),
             "prev": _json_prev(w), "at": now,
@@ -201,11 +204,21 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
         log.append({
             "seq": base + j, "entity": "", "row_id": m.key, "version": 0, "op": "move",
             "scope_key": m.holder_id or m.key, "prev_scope_key": m.prev_holder_id or m.key,
+            "prev_holder_id": m.prev_holder_id,
             "hlc": m.hlc, "actor_id": changes.actor_id, "client_id": changes.client_id,
             "mutation_id": None, "prev": {"kind": m.kind}, "at": now,
         })
     await session.execute(sa.insert(Change), log)
     return [first + i for i in range(len(changes.writes))]
+
+
+async def _holders(session: AsyncSession, keys: set[Any]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Who holds each key now, i.e. before this change set's moves are applied."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        sa.select(col(ScopeKey.key), col(ScopeKey.holder_id)).where(col(ScopeKey.key).in_(keys)))
+    return {key: holder for key, holder in rows}
 
 
 def _child_row(table: sa.Table, values: Mapping[str, Any], parent: str,
