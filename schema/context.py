@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -28,6 +29,38 @@ class Tokens(Protocol):
     async def issue(self, session: AsyncSession, user: Any) -> Any: ...
     async def rotate(self, session: AsyncSession, token: str) -> Any: ...
     async def revoke(self, session: AsyncSession, token: str) -> Any: ...
+
+
+class SerialSession:
+    """A request's read session, safe to share between resolvers.
+
+    Strawberry resolves sibling fields concurrently, and an AsyncSession must never be
+    used by two coroutines at once; statements here take turns (each is buffered, so the
+    lock is held only while one runs).
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._lock = asyncio.Lock()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await self._session.execute(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await self._session.get(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await self._session.scalar(*args, **kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await self._session.scalars(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 class NotAuthenticated(GraphQLError):

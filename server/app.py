@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -26,16 +26,18 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import MaskErrors
 from strawberry.types.unset import UNSET, UnsetType
 
-from schema.context import Context
+from schema.context import Context, SerialSession
 from schema.graphql.root import build_schema
+from schema.limits import GraphQLLimits
+from schema.limits import extensions as graphql_extensions
 from schema.registry import registry
 from server.auth import authenticate
 from server.db import Database, async_url, create_engine
 from server.explorer import explorer_html, static_routes
 from server.limits import BodySizeLimit
+from server.logs import configure as configure_logging
 from server.notify import Notifier
 from server.settings import Settings
 from server.tokens import TokenService
@@ -71,17 +73,15 @@ class Services:
     notifier: Notifier
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    original = error.original_error
-    if original is None or isinstance(original, GraphQLError):
-        return False
-    log.error("unexpected error in a resolver", exc_info=original)
-    return True
-
-
 class FieldsyncGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
-        super().__init__(build_schema([lambda: MaskErrors(should_mask_error=_should_mask)]),
+        limits = GraphQLLimits(
+            max_depth=services.settings.graphql_max_depth,
+            max_aliases=services.settings.graphql_max_aliases,
+            max_tokens=services.settings.graphql_max_tokens,
+            production=services.settings.production,
+        )
+        super().__init__(build_schema(graphql_extensions(limits)),
                          graphql_ide="graphiql",
                          # A socket that never says connection_init is closed quickly.
                          connection_init_wait_timeout=timedelta(seconds=10))
@@ -103,7 +103,7 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
         return Context(
             db=s.db, tokens=s.tokens, push=s.push, pull=s.pull, principal=principal,
             auth_error=error, client_address=client, max_page=s.settings.graphql_max_page,
-            session=session, request=request, response=response,
+            session=cast(AsyncSession, SerialSession(session)), request=request, response=response,
             login_limits=(s.settings.login_max_failures, s.settings.login_window_seconds),
             notify=s.notifier.committed, wait_for_changes=s.notifier.wait_beyond,
             current_head=lambda: s.notifier.head,
@@ -112,7 +112,9 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """graphql-ws clients send their token in `connection_init`'s payload."""
         params = context.connection_params or {}
-        header = params.get("Authorization") or params.get("authorization")
+        # Either {"Authorization": …} or, as RxDB sends it, {"headers": {"Authorization": …}}.
+        headers = params.get("headers") if isinstance(params.get("headers"), dict) else params
+        header = headers.get("Authorization") or headers.get("authorization")
         if context.principal is None:
             async with self.services.db.read() as session:
                 principal, error = await authenticate(session, self.services.tokens,
@@ -144,7 +146,9 @@ def build_services(settings: Settings) -> Services:
     clock = HybridClock(node, settings.sync_max_clock_skew_seconds * 1000)
     push = PushEngine(registry, clock, Limits(max_batch=settings.sync_max_batch,
                                              max_clock_skew_ms=settings.sync_max_clock_skew_seconds * 1000))
-    pull = PullEngine(registry, CursorCodec(settings.jwt_secret.encode() + b"/cursor"),
+    # Cursors are signed with the JWT keys: after a key rotation, old cursors still verify.
+    cursor_keys = [secret.encode() + b"/cursor" for secret in settings.verification_keys.values()]
+    pull = PullEngine(registry, CursorCodec(cursor_keys),
                       PullLimits(settings.sync_default_page, settings.sync_max_page))
     return Services(settings, db, TokenService(settings), push, pull, Notifier(db, pg_dsn))
 
@@ -191,4 +195,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 def app_from_env() -> Starlette:
     """uvicorn factory: `uvicorn --factory server.app:app_from_env`."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings.log_json)
+    return create_app(settings)

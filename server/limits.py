@@ -21,7 +21,8 @@ class BodySizeLimit:
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({"errors": [{"message": f"request body over {self.max_bytes} bytes; "
                                        "send smaller sync batches",
-                                       "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}).encode()
+                                       "extensions": {"code": "PAYLOAD_TOO_LARGE",
+                                                      "retryable": False}}]}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})

@@ -46,13 +46,13 @@ class Settings:
     sync_max_batch: int = 500
     sync_max_page: int = 1000
     sync_default_page: int = 500
-    sync_max_payload_bytes: int = 2_000_000
     sync_tombstone_retention_days: int = 30
     sync_max_clock_skew_seconds: int = 300
     graphql_max_page: int = 200
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    #: Largest request body (a sync push is the big one); larger gets HTTP 413.
     max_body_bytes: int = 4_000_000
     log_json: bool = False
 

@@ -28,21 +28,26 @@ class Position:
 
 
 class CursorCodec:
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+    """Signs with the first key; accepts any of them (so keys can rotate)."""
 
-    def _mac(self, body: bytes, client_id: str) -> str:
-        mac = hmac.new(self._secret, body + b"|" + client_id.encode(), hashlib.sha256)
+    def __init__(self, secrets: bytes | list[bytes]) -> None:
+        self._secrets = [secrets] if isinstance(secrets, bytes) else list(secrets)
+
+    @staticmethod
+    def _mac(secret: bytes, body: bytes, client_id: str) -> str:
+        mac = hmac.new(secret, body + b"|" + client_id.encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(mac.digest()[:16]).decode().rstrip("=")
 
     def encode(self, pos: Position, client_id: str) -> str:
         body = base64.urlsafe_b64encode(
             json.dumps(asdict(pos), separators=(",", ":")).encode()).rstrip(b"=")
-        return f"{body.decode()}.{self._mac(body, client_id)}"
+        return f"{body.decode()}.{self._mac(self._secrets[0], body, client_id)}"
 
     def decode(self, cursor: str, client_id: str) -> Position:
         body, _, mac = cursor.partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body.encode(), client_id)):
+        valid = body and any(hmac.compare_digest(mac, self._mac(k, body.encode(), client_id))
+                             for k in self._secrets)
+        if not valid:
             raise SyncRequestError("INVALID_CURSOR", "the cursor is not valid for this client; "
                                    "start again with cursor null")
         try:

@@ -97,3 +97,11 @@ async def test_pull_is_scoped_and_reassignment_evicts_and_backfills(as_user, wor
         k: v for k, v in next(c for c in after1["changes"] if c["id"] == moved).items()}.items()
     after2 = (await rep2.ok(PULL, {"c": "r2", "cursor": r2["cursor"]}))["syncPull"]
     assert any(c["id"] == moved and c["op"] == "UPSERT" for c in after2["changes"])
+
+
+async def test_sibling_top_level_fields_share_the_request_safely(as_user, world: World) -> None:
+    manager = await as_user("manager1")
+    body = await manager.ok("""{ me { email } accounts(first: 3) { totalCount edges { node {
+        name orders { id } } } } products { totalCount } conflicts { id } }""")
+    assert body["me"]["email"] == "manager1@example.com"
+    assert body["accounts"]["totalCount"] == 4 and body["products"]["totalCount"] == 3

@@ -62,9 +62,11 @@ async def current_documents(session: AsyncSession, viewer: Viewer, spec: EntityS
 
 
 def same_client_view(spec: EntitySpec, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Equal on everything a client writes. Server-managed fields (version, totals,
-    timestamps) are ignored, so the server's own effects never look like a conflict."""
-    for name in client_fields(spec):
+    """Whether the client's document `a` agrees with the server's `b` on everything a
+    client writes. Server-managed fields (version, totals, timestamps) are ignored, so the
+    server's own effects never look like a conflict; fields `a` does not carry (a
+    collection schema need not declare them all) are not the client's to compare."""
+    for name in client_fields(spec) & a.keys():
         if name == (spec.child.wire if spec.child else None):
             if _lines(a.get(name)) != _lines(b.get(name)):
                 return False

@@ -9,6 +9,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.dialects.rxdb import RxMutation, RxQuery, RxSubscription
+from schema.dialects.watermelon import WatermelonMutation, WatermelonQuery
 from schema.graphql import types as T
 from schema.graphql.auth import AuthMutation
 from schema.graphql.mutations import EntityMutation
@@ -16,9 +18,10 @@ from schema.graphql.queries import Query as EntityQuery
 from schema.graphql.scalars import SCALARS
 from schema.graphql.sync_api import SyncMutation, SyncQuery, SyncSubscription
 
-Query = merge_types("Query", (EntityQuery, SyncQuery))
-Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, SyncMutation))
-Subscription = merge_types("Subscription", (SyncSubscription,))
+Query = merge_types("Query", (EntityQuery, SyncQuery, RxQuery, WatermelonQuery))
+Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, SyncMutation, RxMutation,
+                                    WatermelonMutation))
+Subscription = merge_types("Subscription", (SyncSubscription, RxSubscription))
 
 NODE_CLASSES = [cls for cls, _model in T.NODE_TYPES.values()]
 

@@ -1,0 +1,158 @@
+"""What every analytics service shares: periods, "what counts as a sale", the scope filter
+on orders, and the two SQL expressions whose spelling differs between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlmodel import col
+
+from schema.enums import OrderStatus
+from schema.orders.tables import Order
+from schema.scope import Principal, readable
+from sync.model import table_of
+
+#: Orders that count as sales: booked (confirmed by the back office) or delivered.
+#: Drafts, orders awaiting approval, cancelled and rejected ones do not.
+SOLD = (OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A range of days, both ends included."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError("a period's end must not be before its start")
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        return Period(self.start - timedelta(days=self.days), self.start - timedelta(days=1))
+
+    def previous_year(self) -> Period:
+        return Period(shift_years(self.start, -1), shift_years(self.end, -1))
+
+    @classmethod
+    def trailing(cls, end: date, days: int) -> Period:
+        """The `days` days ending on `end`."""
+        return cls(end - timedelta(days=days - 1), end)
+
+
+def shift_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def sold_orders(principal: Principal | None, period: Period | None = None) -> sa.Select[Any]:
+    """`SELECT … FROM sales_order` restricted to sales the principal may read.
+
+    Callers pick their columns with `.with_only_columns(...)` or select from it as a
+    subquery. The scope is the account's (an order's scope key is its account's id), so a
+    manager sees every sale to their team's accounts whoever took the order. `None` reads
+    every sale: only for company-wide *models* (RFM bins, basket rules) whose output names
+    no account, never for figures shown to a caller.
+    """
+    stmt = sa.select(table_of(Order)).where(col(Order.deleted).is_(False))
+    if principal is not None:
+        stmt = readable(stmt, Order, principal)
+    stmt = stmt.where(col(Order.status).in_(SOLD))
+    if period is not None:
+        stmt = stmt.where(col(Order.order_date).between(period.start, period.end))
+    return stmt
+
+
+def month_key(column: Any) -> sa.ColumnElement[int]:
+    """yyyymm as an integer (e.g. 202605), portable between SQLite and PostgreSQL."""
+    year = sa.cast(sa.extract("year", column), sa.Integer)
+    month = sa.cast(sa.extract("month", column), sa.Integer)
+    return year * 100 + month
+
+
+def add_months(key: int, months: int) -> int:
+    """Shift a yyyymm key by `months` (may be negative)."""
+    index = (key // 100) * 12 + (key % 100 - 1) + months
+    return (index // 12) * 100 + index % 12 + 1
+
+
+def month_start(key: int) -> date:
+    return date(key // 100, key % 100, 1)
+
+
+def month_label(key: int) -> str:
+    return f"{key // 100:04d}-{key % 100:02d}"
+
+
+class days_between(FunctionElement[float]):
+    """Fractional days from the first timestamp to the second (b - a)."""
+
+    type = sa.Float()
+    name = "days_between"
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_sqlite(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(julianday({b}) - julianday({a}))"
+
+
+@compiles(days_between, "postgresql")
+def _days_pg(element: days_between, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0)"
+
+
+class date_diff(FunctionElement[int]):
+    """Whole days from the first date to the second (b - a), for DATE columns."""
+
+    type = sa.Integer()
+    name = "date_diff"
+    inherit_cache = True
+
+
+@compiles(date_diff, "sqlite")
+def _date_diff_sqlite(element: date_diff, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday({b}) - julianday({a}) AS INTEGER)"
+
+
+@compiles(date_diff, "postgresql")
+def _date_diff_pg(element: date_diff, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({b} - {a})"
+
+
+def day(value: date) -> sa.BindParameter[date]:
+    """A date literal typed as DATE (so PostgreSQL subtracts dates, SQLite stores ISO text)."""
+    return sa.literal(value, sa.Date)
+
+
+def as_uuid(value: Any) -> uuid.UUID | None:
+    """A UUID from a GraphQL ID; None for a missing or malformed one (it matches nothing)."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return None if not whole else part / whole

@@ -1,0 +1,122 @@
+"""GraphQL plumbing the analytics types share: periods, loaders for the entities a figure
+names, cost visibility and the per-request statement lock."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from schema.accounts.tables import Account as AccountRow
+from schema.analytics.common import Period, as_uuid
+from schema.catalog.tables import Product as ProductRow
+from schema.graphql import types as T
+from schema.graphql.loaders import load_one
+from schema.graphql.typegen import build
+from schema.identity.tables import Territory as TerritoryRow
+from schema.identity.tables import User as UserRow
+
+R = TypeVar("R")
+MAX_LIMIT = 500
+
+
+@strawberry.input(description="Days from `start` to `end`, both included.")
+class PeriodInput:
+    start: date
+    end: date
+
+
+@strawberry.type(description="Days from `start` to `end`, both included.")
+class DateRange:
+    start: date
+    end: date
+
+    @strawberry.field
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def date_range(period: Period) -> DateRange:
+    return DateRange(start=period.start, end=period.end)
+
+
+def today() -> date:
+    return date.today()
+
+
+def period_of(value: PeriodInput | None, default_days: int = 365,
+              end: date | None = None) -> Period:
+    """The requested period, or the `default_days` days up to today."""
+    if value is None:
+        return Period.trailing(end or today(), default_days)
+    if value.end < value.start:
+        raise GraphQLError("period: `end` is before `start`", extensions={"code": "BAD_PERIOD"})
+    if (value.end - value.start).days > 3 * 366:
+        raise GraphQLError("period: at most three years", extensions={"code": "BAD_PERIOD"})
+    return Period(value.start, value.end)
+
+
+def limit_of(value: int, name: str = "limit", maximum: int = MAX_LIMIT) -> int:
+    if value < 0 or value > maximum:
+        raise GraphQLError(f"`{name}` must be between 0 and {maximum}",
+                           extensions={"code": "BAD_LIMIT"})
+    return value
+
+
+def gid(value: uuid.UUID | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
+
+
+def uid(value: strawberry.ID | str | None) -> uuid.UUID | None:
+    """A UUID from an argument; a malformed one becomes an id that matches nothing."""
+    if value is None:
+        return None
+    return as_uuid(value) or uuid.UUID(int=0)
+
+
+def sees_costs(info: Info) -> bool:
+    """Unit costs (hence margins) are for managers and admins, as on Product."""
+    return bool(info.context.me.privileged)
+
+
+async def account(info: Info, account_id: uuid.UUID | None) -> T.Account | None:
+    row = await load_one(info.context, AccountRow, account_id)
+    return None if row is None else build(T.Account, row)
+
+
+async def product(info: Info, product_id: uuid.UUID | None) -> T.Product | None:
+    # Archived products stay visible where a sale names them (as on order lines).
+    row = await load_one(info.context, ProductRow, product_id, scoped=False)
+    return None if row is None else build(T.Product, row)
+
+
+async def territory(info: Info, territory_id: uuid.UUID | None) -> T.Territory | None:
+    row = await load_one(info.context, TerritoryRow, territory_id)
+    return None if row is None else build(T.Territory, row)
+
+
+async def user(info: Info, user_id: uuid.UUID | None) -> T.UserSummary | None:
+    return T.user_summary(await load_one(info.context, UserRow, user_id, scoped=False))
+
+
+async def serialized(info: Info, work: Callable[[], Awaitable[R]]) -> R:
+    """Run `work` alone on the request's session: sibling fields resolve concurrently, and
+    an AsyncSession runs one statement at a time."""
+    lock: asyncio.Lock = info.context.loader(("analytics", "session-lock"), asyncio.Lock)
+    async with lock:
+        return await work()
+
+
+class ManagersOnly(BasePermission):
+    message = "managers and admins only"
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return bool(info.context.me.privileged)

@@ -1,0 +1,152 @@
+"""RFM scores and named segments (crm-domain.md §1.7, A3).
+
+* Window: the `months` (default 12) ending on `as_of`; population: every account with a
+  sale in the twice-as-long lookback (older customers are lost, not scored).
+* R: days since the last sale; F: sales (orders) in the window; M: revenue in the window.
+* Scores 1-5 by quantile rank over the **whole company**, so an account has the same
+  score whoever looks at it: score = 1 + ⌊5·(rank - 1) / n⌋, where rank is the SQL
+  `RANK()` (ties share the lowest rank) in ascending order of goodness. Ten accounts
+  with frequencies 1…10 score 1,1,2,2,3,3,4,4,5,5.
+* Segments, first matching rule wins (`SEGMENT_RULES`).
+
+What a caller sees of it (members, counts, revenue shares) is limited to their scope.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from schema.accounts.tables import Account
+from schema.analytics.common import Period, date_diff, day, sold_orders
+from schema.scope import Principal, readable
+
+#: A first sale this recent makes an account NEW whatever its scores.
+NEW_DAYS = 90
+
+
+class Segment(enum.Enum):
+    NEW = "new"
+    CHAMPIONS = "champions"
+    LOYAL = "loyal"
+    AT_RISK = "at_risk"
+    HIBERNATING = "hibernating"
+    PROMISING = "promising"
+
+
+#: (segment, rule as shown to managers), in the order the rules are tried.
+SEGMENT_RULES: tuple[tuple[Segment, str], ...] = (
+    (Segment.NEW, f"first sale in the last {NEW_DAYS} days"),
+    (Segment.CHAMPIONS, "R ≥ 4, F ≥ 4, M ≥ 4 and R+F+M ≥ 13 (555, 554, 545, 455, 445…)"),
+    (Segment.LOYAL, "R ≥ 3 and (F ≥ 4, or F ≥ 3 and M ≥ 4) (444, 453, 543…)"),
+    (Segment.AT_RISK, "R ≤ 2 and (F ≥ 3 or M ≥ 4): valuable, but not buying lately"),
+    (Segment.HIBERNATING, "R ≤ 2, low F and M (111, 112, 211…)"),
+    (Segment.PROMISING, "everyone else: bought recently, not yet often or much"),
+)
+
+
+@dataclass(frozen=True)
+class RfmWindow:
+    as_of: date
+    months: int = 12
+
+    @property
+    def start(self) -> date:
+        return self.as_of - timedelta(days=round(self.months * 30.44) - 1)
+
+    @property
+    def lookback_start(self) -> date:
+        return self.as_of - timedelta(days=round(2 * self.months * 30.44) - 1)
+
+
+@dataclass(frozen=True)
+class RfmScore:
+    account_id: uuid.UUID
+    first_order_date: date
+    last_order_date: date
+    recency_days: int
+    frequency: int
+    monetary_cents: int
+    r: int
+    f: int
+    m: int
+    segment: Segment
+
+
+def scored(window: RfmWindow) -> sa.Subquery:
+    """Every scored account of the company, one row each (a subquery to select from)."""
+    o = sold_orders(None, Period(window.lookback_start, window.as_of)).subquery("o")
+    recent = o.c.order_date >= window.start
+    per = sa.select(
+        o.c.account_id,
+        sa.func.min(o.c.order_date).label("first_order"),
+        sa.func.max(o.c.order_date).label("last_order"),
+        sa.func.sum(sa.case((recent, 1), else_=0)).label("frequency"),
+        sa.func.sum(sa.case((recent, o.c.total_cents), else_=0)).label("monetary"),
+    ).group_by(o.c.account_id).subquery("per")
+    n = sa.func.count().over()
+
+    def quintile(col: Any) -> Any:
+        return 1 + 5 * (sa.func.rank().over(order_by=col) - 1) // n
+
+    scores = sa.select(
+        per, date_diff(per.c.last_order, day(window.as_of)).label("recency_days"),
+        quintile(per.c.last_order).label("r"), quintile(per.c.frequency).label("f"),
+        quintile(per.c.monetary).label("m"),
+    ).subquery("scores")
+    r, f, m = scores.c.r, scores.c.f, scores.c.m
+    segment = sa.case(
+        (scores.c.first_order > day(window.as_of - timedelta(days=NEW_DAYS)), Segment.NEW.value),
+        (sa.and_(r >= 4, f >= 4, m >= 4, r + f + m >= 13), Segment.CHAMPIONS.value),
+        (sa.and_(r >= 3, sa.or_(f >= 4, sa.and_(f >= 3, m >= 4))), Segment.LOYAL.value),
+        (sa.and_(r <= 2, sa.or_(f >= 3, m >= 4)), Segment.AT_RISK.value),
+        (r <= 2, Segment.HIBERNATING.value),
+        else_=Segment.PROMISING.value,
+    )
+    return sa.select(scores, segment.label("segment")).subquery("rfm")
+
+
+def visible_accounts(principal: Principal) -> sa.Select[Any]:
+    return readable(sa.select(col(Account.id)), Account, principal)
+
+
+def in_scope(rfm: sa.Subquery, principal: Principal) -> sa.Select[Any]:
+    return sa.select(rfm).where(rfm.c.account_id.in_(visible_accounts(principal)))
+
+
+def to_score(row: Any) -> RfmScore:
+    return RfmScore(row["account_id"], row["first_order"], row["last_order"],
+                    int(row["recency_days"]), int(row["frequency"]), int(row["monetary"]),
+                    int(row["r"]), int(row["f"]), int(row["m"]), Segment(row["segment"]))
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    segment: Segment
+    accounts: int
+    monetary_cents: int
+
+
+async def segment_counts(session: AsyncSession, principal: Principal,
+                         window: RfmWindow) -> list[SegmentCount]:
+    mine = in_scope(scored(window), principal).subquery("mine")
+    stmt = sa.select(mine.c.segment, sa.func.count(), sa.func.sum(mine.c.monetary)).group_by(
+        mine.c.segment)
+    found = {Segment(s): SegmentCount(Segment(s), int(n), int(v or 0))
+             for s, n, v in (await session.execute(stmt)).all()}
+    return [found.get(s, SegmentCount(s, 0, 0)) for s, _ in SEGMENT_RULES]
+
+
+async def account_score(session: AsyncSession, principal: Principal, window: RfmWindow,
+                        account_id: uuid.UUID) -> RfmScore | None:
+    rfm = scored(window)
+    stmt = in_scope(rfm, principal).where(rfm.c.account_id == account_id)
+    row = (await session.execute(stmt)).mappings().first()
+    return None if row is None else to_score(row)

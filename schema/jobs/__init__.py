@@ -1,0 +1,1 @@
+"""Server-side jobs run from cron (`fieldsync jobs …`): idempotent, through the write path."""

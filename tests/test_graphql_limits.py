@@ -1,0 +1,77 @@
+"""GraphQL resource limits, each one on deliberately, each one tested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.settings import Settings
+from tests.conftest import World
+
+
+async def test_depth_is_limited(as_user: Any, world: World) -> None:
+    rep = await as_user("rep1")
+    nested = "{ orders { edges { node { account { orders { account { orders { account { orders { account { orders { account { orders { account { id } } } } } } } } } } } } } } }"
+    body = await rep.raw(nested)
+    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_aliases_are_limited_even_through_fragments(as_user: Any, world: World) -> None:
+    rep = await as_user("rep1")
+    aliases = " ".join(f"a{i}: id" for i in range(40))
+    body = await rep.raw(f"{{ me {{ ...F }} }} fragment F on Me {{ {aliases} }}")
+    assert "aliases found" in body["errors"][0]["message"].lower() or \
+        "alias" in body["errors"][0]["message"].lower()
+
+
+async def test_token_count_is_limited(as_user: Any, world: World) -> None:
+    rep = await as_user("rep1")
+    fields = " ".join("email" for _ in range(6000))
+    body = await rep.raw(f"{{ me {{ {fields} }} }}")
+    assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_duplicated_fields_are_refused(as_user: Any, world: World) -> None:
+    rep = await as_user("rep1")
+    body = await rep.raw("{ me { email email email email email } }")
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_circular_fragments_are_refused(as_user: Any, world: World) -> None:
+    rep = await as_user("rep1")
+    body = await rep.raw("{ me { ...A } } fragment A on Me { ...B } fragment B on Me { ...A }")
+    assert "cannot spread fragment" in body["errors"][0]["message"].lower()
+
+
+async def test_batched_operations_are_not_accepted(client: httpx.AsyncClient, world: World) -> None:
+    r = await client.post("/graphql", json=[{"query": "{ __typename }"}, {"query": "{ __typename }"}])
+    assert r.status_code == 400
+
+
+async def test_introspection_needs_a_login_in_production(settings: Settings, world: World) -> None:
+    prod = Settings(**{**settings.__dict__, "env": "production"})
+    app = create_app(prod)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        anon = (await c.post("/graphql", json={"query": "{ __schema { types { name } } }"})).json()
+        assert anon["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    await app.state.services.db.dispose()
+
+
+async def test_unexpected_errors_are_masked_with_a_correlation_id(
+        as_user: Any, world: World, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from schema.graphql import queries
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals: SELECT * FROM user_account")
+
+    monkeypatch.setattr(queries, "readable", boom)
+    rep = await as_user("rep1")
+    body = await rep.raw("{ accounts { totalCount } }")
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "INTERNAL" and "SELECT" not in error["message"]
+    ref = error["extensions"]["ref"]
+    assert ref in error["message"] and ref in caplog.text
