@@ -49,10 +49,10 @@ async def subscribe(server: ServerProcess, access: str | None) -> Any:
     return ws
 
 
-async def next_poke(ws: Any, timeout: float) -> dict[str, Any] | None:
+async def next_poke(ws: Any, within: float) -> dict[str, Any] | None:
     try:
         while True:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            msg = json.loads(await asyncio.wait_for(ws.recv(), within))
             if msg["type"] == "next":
                 return msg["payload"]["data"]["syncPoke"]
     except TimeoutError:
