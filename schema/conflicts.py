@@ -29,29 +29,52 @@ def visible_conflicts(principal: Principal) -> sa.Select[Any]:
                              col(Conflict.scope_key).in_(keys)))
 
 
+class ResolutionRefused(Exception):
+    """Re-applying the kept side did not apply cleanly; the caller rolls back."""
+
+    def __init__(self, out: MutationOut) -> None:
+        super().__init__(out.error.message if out.error else out.status)
+        self.out = out
+
+
 async def resolve(session: AsyncSession, engine: PushEngine, principal: Principal,
-                  conflict_id: uuid.UUID, choice: Choice) -> tuple[Conflict | None, MutationOut | None]:
-    """Keep one side. SERVER keeps what is stored; CLIENT re-applies the losing values
-    (an edit, or a delete) as the resolver, so the usual rules still hold: a rep
-    cannot push a credit limit through here either."""
+                  conflict_id: uuid.UUID, choice: Choice) -> Conflict | None:
+    """Keep one side, through the normal write path (so the usual rules still hold: a rep
+    cannot push a credit limit through here either).
+
+    CLIENT re-applies the device's losing values (an edit, or a delete). SERVER restores
+    the server's values the device overwrote (when the device had won); when the server
+    already won there is nothing to write. Anything short of a clean apply raises
+    `ResolutionRefused`, so the conflict stays open and nothing half-happens.
+    """
     stmt = visible_conflicts(principal).where(col(Conflict.id) == conflict_id)
     if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update()
     conflict = (await session.execute(stmt)).scalar_one_or_none()
     if conflict is None or conflict.resolved:
-        return conflict, None
-    out = None
-    if choice == "CLIENT" and conflict.client:
-        client = dict(conflict.client)
-        if client.pop("deleted", None) is True:
-            mutation = MutationIn(0, conflict.entity, "DELETE", str(conflict.row_id))
-        else:
-            mutation = MutationIn(0, conflict.entity, "UPDATE", str(conflict.row_id), None, client)
+        return conflict
+    mutation = _mutation_for(conflict, choice)
+    if mutation is not None:
         out = (await engine.apply(session, viewer_of(principal), [mutation]))[0]
-        if out.status == "REJECTED":
-            return conflict, out
+        if out.status not in ("APPLIED", "MERGED"):
+            raise ResolutionRefused(out)
     conflict.resolved = True
     conflict.resolution = choice
     conflict.resolved_by = principal.user_id
     conflict.resolved_at = utcnow()
-    return conflict, out
+    return conflict
+
+
+def _mutation_for(conflict: Conflict, choice: Choice) -> MutationIn | None:
+    rid = str(conflict.row_id)
+    if choice == "CLIENT":
+        kept = dict(conflict.client or {})
+        if kept.pop("deleted", None) is True:
+            return MutationIn(0, conflict.entity, "DELETE", rid)
+        return MutationIn(0, conflict.entity, "UPDATE", rid, None, kept) if kept else None
+    # SERVER: restore the server's values of the contested fields where the outcome
+    # took the device's instead.
+    server, outcome = conflict.server or {}, conflict.outcome or {}
+    restore = {f: server[f] for f in conflict.fields
+               if f in server and f in outcome and server[f] != outcome[f]}
+    return MutationIn(0, conflict.entity, "UPDATE", rid, None, restore) if restore else None

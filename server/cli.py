@@ -47,15 +47,19 @@ async def _is_empty(settings: Settings) -> bool:
 
 
 async def _seed(settings: Settings, size: str, seed: int, patterns: Path | None) -> None:
+    from schema.seed import SeedError
     from schema.seed.loader import seed_demo
     from server.db import Database, create_engine
 
     db = Database(create_engine(settings))
     try:
         summary = await seed_demo(db, size=size, seed=seed, patterns_path=patterns)
+    except SeedError as exc:
+        raise SystemExit(f"fieldsync seed: {exc}") from None
     finally:
         await db.dispose()
-    print(f"seeded: {summary}", file=sys.stderr)
+    print(f"seeded {summary.size} demo data set in {summary.seconds:.1f} s: "
+          + ", ".join(f"{n} {k}" for k, n in summary.counts.items()), file=sys.stderr)
 
 
 async def _create_user(settings: Settings, email: str, name: str, role: str,

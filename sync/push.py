@@ -74,6 +74,7 @@ class _State:
     visible: set[uuid.UUID] = field(default_factory=set)
     existing_keys: set[uuid.UUID] = field(default_factory=set)
     moved_away: set[uuid.UUID] = field(default_factory=set)
+    moved_rows: set[uuid.UUID] = field(default_factory=set)
     ctx: dict[str, Any] = field(default_factory=dict)
     history: dict[tuple[str, uuid.UUID], History] = field(default_factory=dict)
     #: (table, id) → the scope key that guards it (a user's own id for users).
@@ -353,6 +354,18 @@ class PushEngine:
                     )
                 )
                 state.moved_away = set(moved.scalars())
+            gone = [p.row_id for p in items
+                    if (cur := state.rows.get((p.spec.name, p.row_id))) is not None
+                    and cur["scope_key"] in hidden]
+            if gone and client is not None:
+                # Rows that left the viewer on their own (a lead handed to another rep)
+                # after this device last pulled: its queued edits become reviewable
+                # conflicts, not silent refusals.
+                left = await session.execute(
+                    sa.select(col(Change.row_id)).where(
+                        col(Change.row_id).in_(gone), col(Change.prev_holder_id) == viewer.user_id,
+                        col(Change.seq) > client.last_pull_seq))
+                state.moved_rows = set(left.scalars())
         for p in items:
             cur = state.rows.get((p.spec.name, p.row_id))
             # No baseVersion means a deliberate overwrite (documented); with one, merge.
@@ -489,6 +502,8 @@ class PushEngine:
             row = {**values, "id": p.row_id, "version": 1, "scope_key": scope, "deleted": False,
                    "created_at": now, "updated_at": now}
             self._remember(state, key, row, children, 1, {}, p.hlc, client_id)
+            # Later mutations of this batch may point at the new row.
+            state.ref_keys[(spec.table.name, p.row_id)] = scope
             if spec.holder_of is not None:
                 changes.add_key(p.row_id, spec.holder_of(row), spec.root_kind)
                 state.visible.add(p.row_id)
@@ -512,7 +527,7 @@ class PushEngine:
 
         scope = current["scope_key"]
         if not may_write(scope):
-            if scope in state.moved_away:
+            if scope in state.moved_away or p.row_id in state.moved_rows:
                 cid: str | None = self._conflict(
                     conflicts, viewer, spec, p, scope, "scope-moved", dict(p.values), {},
                     current, current, client_id)

@@ -325,3 +325,69 @@ async def test_rejected_order_is_resubmitted_by_fixing_its_lines(as_user: Any, w
     [fixed] = await phone.push_ok(phone.m("order", "UPDATE", order, {
         "lines": [{"productId": str(world.products["cola"]), "quantity": 5}]}, base=1))
     assert fixed["status"] == "APPLIED" and fixed["data"]["status"] == "SUBMITTED"
+
+
+async def test_resolve_server_restores_what_the_device_overwrote(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    acc = str(world.accounts["rep1a"])
+    await manager.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {name: "Manager name"}) { status } }""", {"id": acc})
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    [res] = await phone.push_ok(phone.m("account", "UPDATE", acc, {"name": "Rep name"}, base=1,
+                                        when=later))
+    assert res["status"] == "CONFLICT" and res["data"]["name"] == "Rep name"
+    done = await manager.ok("""mutation($id: ID!) { resolveConflict(id: $id, choice: SERVER)
+        { conflict { resolved resolution } errors { code } } }""", {"id": res["conflictId"]})
+    assert done["resolveConflict"]["conflict"] == {"resolved": True, "resolution": "SERVER"}
+    name = await manager.ok("query($id: ID!) { account(id: $id) { name } }", {"id": acc})
+    assert name["account"]["name"] == "Manager name"
+
+
+async def test_a_rep_cannot_resolve_a_credit_limit_into_place(as_user: Any, world: World) -> None:
+    rep1 = await as_user("rep1")
+    acc = str(world.accounts["rep1a"])
+    out = await rep1.ok("""mutation($id: ID!) { updateAccount(id: $id, baseVersion: 1,
+        input: {creditLimitCents: 99999999}) { status conflictId } }""", {"id": acc})
+    cid = out["updateAccount"]["conflictId"]
+    refused = await rep1.ok("""mutation($id: ID!) { resolveConflict(id: $id, choice: CLIENT)
+        { conflict { resolved } errors { code } } }""", {"id": cid})
+    assert refused["resolveConflict"]["conflict"] is None and refused["resolveConflict"]["errors"]
+    open_ = await rep1.ok("{ conflicts(resolved: false) { id } }")
+    assert [c["id"] for c in open_["conflicts"]] == [cid]  # still open, no duplicate
+
+
+async def test_convert_lead_creates_account_and_contact(as_user: Any, world: World) -> None:
+    rep1 = await as_user("rep1")
+    phone = Device(rep1, "phone")
+    lead = str(uuid.uuid4())
+    await phone.push_ok(phone.m("lead", "CREATE", lead, {"company": "Acme", "firstName": "Ann",
+                                                          "lastName": "Lee", "status": "QUALIFIED"}))
+    out = await rep1.ok("""mutation($id: ID!) { convertLead(id: $id) { lead { status
+        convertedAccountId } account { name ownerId } contact { firstName accountId }
+        errors { code } } }""", {"id": lead})
+    c = out["convertLead"]
+    assert c["errors"] == [] and c["lead"]["status"] == "CONVERTED"
+    assert c["account"] == {"name": "Acme", "ownerId": str(world.users["rep1"])}
+    assert c["contact"]["accountId"] == c["lead"]["convertedAccountId"]
+    again = await rep1.ok("""mutation($id: ID!) { convertLead(id: $id) { errors { code } } }""",
+                          {"id": lead})
+    assert again["convertLead"]["errors"] == [{"code": "INVALID_TRANSITION"}]
+    other = await (await as_user("rep3")).ok(
+        """mutation($id: ID!) { convertLead(id: $id) { errors { code } } }""", {"id": lead})
+    assert other["convertLead"]["errors"] == [{"code": "NOT_FOUND"}]
+
+
+async def test_edits_queued_for_a_reassigned_lead_become_conflicts(as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    lead = str(uuid.uuid4())
+    await phone.push_ok(phone.m("lead", "CREATE", lead, {"company": "Acme"}))
+    await phone.pull()
+    await manager.ok("""mutation($id: ID!, $o: ID!) { updateLead(id: $id, input: {ownerId: $o})
+        { status } }""", {"id": lead, "o": str(world.users["rep2"])})
+    [r] = await phone.push_ok(phone.m("lead", "UPDATE", lead, {"phone": "+1"}, base=1))
+    assert r["status"] == "CONFLICT" and r["error"]["code"] == "SCOPE_MOVED" and r["conflictId"]
+    rep2 = await as_user("rep2")
+    seen = await rep2.ok("{ conflicts { recordId rule client } }")
+    assert {"recordId": lead, "rule": "scope-moved", "client": {"phone": "+1"}} in seen["conflicts"]

@@ -159,3 +159,4 @@ async def basket_analysis(session: AsyncSession, principal: Principal | None, pe
     rules.sort(key=lambda r: (-r.lift, -r.confidence, -r.both, str(r.antecedent_id),
                               str(r.consequent_id)))
     return Baskets(period, n, frequent, rules[:limit], min_count)
+

@@ -81,6 +81,16 @@ def uid(value: strawberry.ID | str | None) -> uuid.UUID | None:
     return as_uuid(value) or uuid.UUID(int=0)
 
 
+def required_uid(value: strawberry.ID | str) -> uuid.UUID:
+    return as_uuid(value) or uuid.UUID(int=0)
+
+
+def months_of(value: int) -> int:
+    if not 1 <= value <= 36:
+        raise GraphQLError("`months` must be between 1 and 36", extensions={"code": "BAD_LIMIT"})
+    return value
+
+
 def sees_costs(info: Info) -> bool:
     """Unit costs (hence margins) are for managers and admins, as on Product."""
     return bool(info.context.me.privileged)

@@ -65,7 +65,7 @@ class RankedCustomer:
         return self._margin / self.revenue_cents
 
 
-@strawberry.type(description="The best customers of a period.")
+@strawberry.type(name="TopCustomers", description="The best customers of a period.")
 class TopCustomersResult:
     period: G.DateRange
     by: CustomerRanking
@@ -100,7 +100,8 @@ def top_customers_result(result: TopCustomers, costs: bool) -> TopCustomersResul
         top30pct_revenue_share=result.top30_revenue_cents / total if total else None)
 
 
-@strawberry.type(description="An account's RFM scores (1-5, company-wide quintiles).")
+@strawberry.type(name="RfmScore",
+                 description="An account's RFM scores (1-5, company-wide quintiles).")
 class RfmScoreType:
     account_id: strawberry.ID
     segment: RfmSegment  # type: ignore[valid-type]

@@ -16,9 +16,10 @@ from strawberry.types import Info
 from schema.graphql import types as T
 from schema.graphql.inputs import input_type, to_wire
 from schema.graphql.typegen import build
+from schema.leads.convert import ConversionRefused, convert_lead
 from schema.registry import registry
 from schema.scope import readable
-from sync.model import new_id
+from sync.model import new_id, table_of
 from sync.protocol import MutationIn, MutationOp, MutationOut
 
 N = TypeVar("N")
@@ -132,3 +133,47 @@ for _entity, _name, _cls, _model in ENTITIES:
     _namespace.update(_crud(_entity, _name, _cls, _model))
 
 EntityMutation = strawberry.type(type("EntityMutation", (), _namespace))
+
+
+@strawberry.type
+class ConvertLeadPayload:
+    lead: T.Lead | None
+    account: T.Account | None
+    contact: T.Contact | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class LeadMutation:
+    @strawberry.mutation(description="Convert a lead: creates its account and contact and "
+                         "marks it CONVERTED (the only way to get there).")
+    async def convert_lead(self, info: Info, id: strawberry.ID,
+                           account_name: str | None = None) -> ConvertLeadPayload:
+        ctx = info.context
+        try:
+            lead_id = uuid.UUID(str(id))
+        except ValueError:
+            lead_id = uuid.UUID(int=0)
+        try:
+            async with ctx.db.write() as session:
+                result = await convert_lead(session, ctx.push, ctx.viewer, lead_id, account_name)
+                if result.error is not None:
+                    raise ConversionRefused(result.error)
+        except ConversionRefused as refused:
+            e = refused.error
+            return ConvertLeadPayload(lead=None, account=None, contact=None,
+                                      errors=[UserError(code=e.code, message=e.message,
+                                                        field=e.field)])
+        if ctx.notify is not None:
+            ctx.notify()
+        async with ctx.db.read() as s:
+            def row(model: Any, rid: uuid.UUID | None) -> Any:
+                return readable(sa.select(table_of(model)).where(table_of(model).c.id == rid),
+                                model, ctx.me)
+            lead = (await s.execute(row(T.LeadRow, result.lead_id))).mappings().first()
+            account = (await s.execute(row(T.AccountRow, result.account_id))).mappings().first()
+            contact = (await s.execute(row(T.ContactRow, result.contact_id))).mappings().first()
+        return ConvertLeadPayload(
+            lead=build(T.Lead, lead) if lead else None,
+            account=build(T.Account, account) if account else None,
+            contact=build(T.Contact, contact) if contact else None, errors=[])

@@ -13,13 +13,14 @@ from schema.dialects.rxdb import RxMutation, RxQuery, RxSubscription
 from schema.dialects.watermelon import WatermelonMutation, WatermelonQuery
 from schema.graphql import types as T
 from schema.graphql.auth import AuthMutation
-from schema.graphql.mutations import EntityMutation
+from schema.graphql.mutations import EntityMutation, LeadMutation
 from schema.graphql.queries import Query as EntityQuery
 from schema.graphql.scalars import SCALARS
 from schema.graphql.sync_api import SyncMutation, SyncQuery, SyncSubscription
 
 Query = merge_types("Query", (EntityQuery, SyncQuery, RxQuery, WatermelonQuery))
-Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, SyncMutation, RxMutation,
+Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, LeadMutation, SyncMutation,
+                                    RxMutation,
                                     WatermelonMutation))
 Subscription = merge_types("Subscription", (SyncSubscription, RxSubscription))
 

@@ -253,18 +253,24 @@ class SyncMutation:
             cid = uuid.UUID(str(id))
         except ValueError:
             cid = uuid.UUID(int=0)
-        async with ctx.db.write() as session:
-            row, out = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
-                                                      choice.value)
-            result = None if row is None else conflict_type(row)
+        try:
+            async with ctx.db.write() as session:
+                row = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
+                                                     choice.value)
+                result = None if row is None else conflict_type(row)
+        except conflict_service.ResolutionRefused as refused:
+            out = refused.out
+            error = _err(out.error) if out.error else SyncError(
+                code="NOT_RESOLVED", message=f"re-applying gave {out.status}; the conflict "
+                "stays open", field=None, retryable=False)
+            return ResolveConflictPayload(conflict=None, errors=[error])
         if row is None:
             return ResolveConflictPayload(conflict=None, errors=[SyncError(
                 code="NOT_FOUND", message="no such conflict for you", field="id",
                 retryable=False)])
-        errors = [_err(out.error)] if out is not None and out.error else []
         if ctx.notify is not None:
             ctx.notify()
-        return ResolveConflictPayload(conflict=result, errors=errors)
+        return ResolveConflictPayload(conflict=result, errors=[])
 
     @strawberry.mutation(description="Apply a batch of offline mutations exactly once.")
     async def sync_push(self, info: Info, input: SyncPushInput) -> SyncPushResult:
