@@ -113,7 +113,8 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
         """graphql-ws clients send their token in `connection_init`'s payload."""
         params = context.connection_params or {}
         # Either {"Authorization": …} or, as RxDB sends it, {"headers": {"Authorization": …}}.
-        headers = params.get("headers") if isinstance(params.get("headers"), dict) else params
+        nested = params.get("headers")
+        headers = nested if isinstance(nested, dict) else params
         header = headers.get("Authorization") or headers.get("authorization")
         if context.principal is None:
             async with self.services.db.read() as session:

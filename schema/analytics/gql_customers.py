@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import enum
+import json
+import uuid
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
 from schema.analytics import gql_common as G
@@ -23,7 +27,7 @@ from schema.analytics.rfm import (
     to_score,
 )
 from schema.graphql import types as T
-from schema.graphql.pagination import Connection, SortDirection, paginate
+from schema.graphql.pagination import Connection, Edge, PageInfo
 from schema.graphql.scalars import Cents
 
 RfmSegment = strawberry.enum(Segment, name="RfmSegment",
@@ -173,15 +177,38 @@ class CustomerSegments:
     async def members(self, info: Info, segment: RfmSegment | None = None,  # type: ignore[valid-type]
                       first: int | None = 50, after: str | None = None,
                       ) -> Connection[RfmScoreType]:
+        ctx = info.context
+        size = ctx.max_page if first is None else G.limit_of(first, "first", ctx.max_page)
         rfm = scored(self._window)
-        stmt = in_scope(rfm, info.context.me)
+        stmt = in_scope(rfm, ctx.me)
         if segment is not None:
             stmt = stmt.where(rfm.c.segment == Segment(segment).value)
         page = stmt.subquery("members")
-        # paginate() types its keys as table columns; subquery columns work the same.
-        sort, key = cast(Any, page.c.monetary), cast(Any, page.c.account_id)
-        return await paginate(info.context, sa.select(page), sort, key, SortDirection.DESC,
-                              first, after, lambda r: rfm_score(to_score(r)))
+        count = sa.select(sa.func.count()).select_from(page)
+        keyset = sa.select(page)
+        if after:
+            monetary, last = _cursor(after)
+            keyset = keyset.where(sa.tuple_(page.c.monetary, page.c.account_id)
+                                  < (monetary, last))
+        keyset = keyset.order_by(page.c.monetary.desc(), page.c.account_id.desc()).limit(size + 1)
+        rows = list((await G.serialized(info, lambda: ctx.session.execute(keyset))).mappings())
+        edges = [Edge(cursor=_encode(r), node=rfm_score(to_score(r))) for r in rows[:size]]
+        return Connection(edges=edges, page_info=PageInfo(
+            has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None),
+            _count=count, _session=ctx.session)
+
+
+def _encode(row: Any) -> str:
+    raw = json.dumps([int(row["monetary"]), str(row["account_id"])]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _cursor(value: str) -> tuple[int, uuid.UUID]:
+    try:
+        monetary, account = json.loads(base64.urlsafe_b64decode(value.encode()))
+        return int(monetary), uuid.UUID(account)
+    except Exception:
+        raise GraphQLError("invalid `after` cursor", extensions={"code": "BAD_CURSOR"}) from None
 
 
 def customer_segments(window: RfmWindow, counts: list[SegmentCount]) -> CustomerSegments:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.registry import registry
+from sync.model import dialect_name
 from sync.registry import EntitySpec, Viewer
 
 
@@ -43,7 +44,7 @@ async def current_documents(session: AsyncSession, viewer: Viewer, spec: EntityS
     stmt = sa.select(t).where(t.c.id.in_(keys))
     if viewer.keys is not None:
         stmt = stmt.where(t.c.scope_key.in_(viewer.keys))
-    if lock and session.bind.dialect.name == "postgresql":
+    if lock and dialect_name(session) == "postgresql":
         stmt = stmt.order_by(t.c.id).with_for_update()
     rows = list((await session.execute(stmt)).mappings())
     children: dict[uuid.UUID, list[Any]] = {r["id"]: [] for r in rows}

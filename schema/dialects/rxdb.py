@@ -15,7 +15,7 @@ state on its next pull; merges and rejections come back at once as conflicts.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -60,6 +60,15 @@ def _client_id(info: Info, entity: str, client_id: str | None) -> str:
     return f"{client_id or 'rxdb'}:{entity}"[:128]
 
 
+def _doc(value: JSON | None) -> dict[str, Any]:
+    """A JSON input that must be an object (a document)."""
+    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+
+def _json(docs: list[dict[str, Any]]) -> list[JSON]:
+    return cast(list[JSON], docs)
+
+
 def to_document(change: ChangeOut) -> dict[str, Any]:
     if change.op == "UPSERT" and change.data is not None:
         return {**change.data, "_deleted": False}
@@ -87,7 +96,8 @@ async def pull(info: Info, entity: str, checkpoint: RxCheckpointInput | None, li
             cursor = out.cursor
             if not out.has_more:
                 break
-    return RxPullResult(documents=docs, checkpoint=RxCheckpoint(cursor=cursor) if cursor else None)
+    return RxPullResult(documents=_json(docs),
+                        checkpoint=RxCheckpoint(cursor=cursor) if cursor else None)
 
 
 async def push(info: Info, entity: str, rows: list[RxPushRow] | None) -> list[JSON]:
@@ -97,15 +107,16 @@ async def push(info: Info, entity: str, rows: list[RxPushRow] | None) -> list[JS
     conflicts: list[dict[str, Any]] = []
     async with ctx.db.write() as session:
         current = await current_documents(
-            session, ctx.viewer, spec, [r.new_document_state.get("id") for r in rows], lock=True)
+            session, ctx.viewer, spec, [str(_doc(r.new_document_state).get("id")) for r in rows],
+            lock=True)
         mutations: list[MutationIn] = []
         for row in rows:
-            new = dict(row.new_document_state)
+            new = dict(_doc(row.new_document_state))
             rid = str(new.get("id"))
             new["deleted"] = bool(new.pop("_deleted", False))
             assumed = None
             if row.assumed_master_state is not None:
-                assumed = dict(row.assumed_master_state)
+                assumed = dict(_doc(row.assumed_master_state))
                 assumed["deleted"] = bool(assumed.pop("_deleted", False))
             master = current.get(rid)
             if master is None:
@@ -136,7 +147,7 @@ async def push(info: Info, entity: str, rows: list[RxPushRow] | None) -> list[JS
                 conflicts.append(_rx(after[m.id]) if m.id in after else {"id": m.id, "_deleted": True})
     if mutations and ctx.notify is not None:
         ctx.notify()
-    return conflicts
+    return _json(conflicts)
 
 
 async def stream(info: Info, entity: str, client_id: str | None) -> AsyncGenerator[RxPullResult, None]:
@@ -160,7 +171,7 @@ async def stream(info: Info, entity: str, client_id: str | None) -> AsyncGenerat
                 if not out.has_more:
                     break
         if docs:
-            yield RxPullResult(documents=docs, checkpoint=RxCheckpoint(cursor=cursor))
+            yield RxPullResult(documents=_json(docs), checkpoint=RxCheckpoint(cursor=cursor))
 
 
 def _name(entity: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -104,7 +104,7 @@ class WatermelonQuery:
                               client_id: strawberry.ID | None = None) -> JSON:
         cid = f"{client_id or 'watermelon'}:wm"[:128]
         first = not last_pulled_at
-        position = None if first else Position(seq=int(last_pulled_at))
+        position = None if last_pulled_at is None or first else Position(seq=int(last_pulled_at))
         changes, timestamp, reset = await _collect(info, cid, position, None)
         tables: dict[str, dict[str, list[Any]]] = defaultdict(
             lambda: {"created": [], "updated": [], "deleted": []})
@@ -115,21 +115,22 @@ class WatermelonQuery:
                     to_record(c.entity, c.data))
             else:
                 tables[table]["deleted"].append(c.id)
-        if migration and not first:
+        plan = cast(dict[str, Any], migration) if isinstance(migration, dict) else None
+        if plan and not first:
             # Migration sync: back-fill the tables and columns the upgraded app added.
-            wanted = set(migration.get("tables") or [])
-            wanted |= {col.get("table") for col in migration.get("columns") or []}
+            wanted = set(plan.get("tables") or [])
+            wanted |= {col.get("table") for col in plan.get("columns") or []}
             entities = frozenset(ENTITIES[t] for t in wanted if t in ENTITIES)
             if entities:
                 full, _, _ = await _collect(info, f"{cid}:migration", None, entities)
                 for c in full:
                     table = TABLES[c.entity]
-                    kind = "created" if table in (migration.get("tables") or []) else "updated"
+                    kind = "created" if table in (plan.get("tables") or []) else "updated"
                     tables[table][kind].append(to_record(c.entity, c.data))
         answer: dict[str, Any] = {"changes": dict(tables), "timestamp": timestamp}
         if reset:
             answer["experimentalStrategy"] = "replacement"
-        return answer
+        return cast(JSON, answer)
 
 
 @strawberry.type
@@ -173,5 +174,5 @@ class WatermelonMutation:
                     if o.status == "REJECTED" and o.error is not None]
         conflicts = [{"table": t, "id": i, "conflictId": o.conflict_id}
                      for (t, i), o in zip(where, outs, strict=True) if o.status == "CONFLICT"]
-        return {"ok": True, "applied": sum(o.status in ("APPLIED", "MERGED") for o in outs),
-                "rejected": rejected, "conflicts": conflicts}
+        return cast(JSON, {"ok": True, "rejected": rejected, "conflicts": conflicts,
+                           "applied": sum(o.status in ("APPLIED", "MERGED") for o in outs)})
