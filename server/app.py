@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,6 +27,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from schema import metrics
 from schema.context import Context, SerialSession
 from schema.graphql.root import build_schema
 from schema.limits import GraphQLLimits
@@ -39,6 +39,12 @@ from server.explorer import explorer_html, static_routes
 from server.limits import BodySizeLimit
 from server.logs import configure as configure_logging
 from server.notify import Notifier
+from server.observability import (
+    RequestMetrics,
+    metrics_endpoint,
+    migration_head,
+    readiness_endpoint,
+)
 from server.settings import Settings
 from server.tokens import TokenService
 from sync.cursor import CursorCodec
@@ -146,7 +152,8 @@ def build_services(settings: Settings) -> Services:
         pg_dsn = async_url(settings.database_url).replace("postgresql+psycopg:", "postgresql:", 1)
     clock = HybridClock(node, settings.sync_max_clock_skew_seconds * 1000)
     push = PushEngine(registry, clock, Limits(max_batch=settings.sync_max_batch,
-                                             max_clock_skew_ms=settings.sync_max_clock_skew_seconds * 1000))
+                                             max_clock_skew_ms=settings.sync_max_clock_skew_seconds * 1000),
+                      on_conflict=lambda rule: metrics.CONFLICTS.labels(rule).inc())
     # Cursors are signed with the JWT keys: after a key rotation, old cursors still verify.
     cursor_keys = [secret.encode() + b"/cursor" for secret in settings.verification_keys.values()]
     pull = PullEngine(registry, CursorCodec(cursor_keys),
@@ -169,22 +176,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> Response:
-        try:
-            async with services.db.read() as session:
-                await session.execute(sa.text("SELECT 1"))
-        except Exception as exc:  # any failure means "not ready", never a 500
-            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__},
-                                status_code=503)
-        return JSONResponse({"status": "ready"})
-
     routes = [
         Route("/graphql", _WithUnitOfWorkStack(graphql), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", _WithUnitOfWorkStack(graphql)),
-        Route("/healthz", healthz), Route("/readyz", readyz),
+        Route("/healthz", healthz),
+        Route("/readyz", readiness_endpoint(services.db, migration_head())),
+        Route("/metrics", metrics_endpoint(services.db)),
         *static_routes(),
     ]
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    middleware = [Middleware(RequestMetrics),
+                  Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
     if settings.cors_origin_list:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
                                      allow_methods=["GET", "POST"],

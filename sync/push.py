@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +88,13 @@ def _reject(m: MutationIn, code: str, message: str, fld: str | None = None,
 
 
 class PushEngine:
-    def __init__(self, registry: Registry, clock: HybridClock, limits: Limits | None = None) -> None:
+    def __init__(self, registry: Registry, clock: HybridClock, limits: Limits | None = None,
+                 on_conflict: Callable[[str], None] | None = None) -> None:
         self.registry = registry
         self.clock = clock
         self.limits = limits or Limits()
+        #: Called with the rule of every conflict recorded (metrics hook; never raises).
+        self.on_conflict = on_conflict
 
     # -- entry points ---------------------------------------------------------------
 
@@ -249,6 +252,9 @@ class PushEngine:
             outs.append(out)
         if conflicts:
             await session.execute(sa.insert(Conflict), conflicts)
+            if self.on_conflict is not None:
+                for c in conflicts:
+                    self.on_conflict(c["rule"])
         await flush(session, changes)
         for name, ctx in state.ctx.items():
             await self.registry[name].hooks.finish(session, ctx)

@@ -105,3 +105,31 @@ async def test_sibling_top_level_fields_share_the_request_safely(as_user, world:
         name orders { id } } } } products { totalCount } conflicts { id } }""")
     assert body["me"]["email"] == "manager1@example.com"
     assert body["accounts"]["totalCount"] == 4 and body["products"]["totalCount"] == 3
+
+
+async def test_health_readiness_and_metrics(as_user, client, world: World) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    rep1 = await as_user("rep1")
+    await rep1.ok(PULL, {"c": "m1"})
+    body = (await client.get("/metrics")).text
+    assert 'fieldsync_sync_pulls_total' in body and "fieldsync_change_log_head" in body
+    assert 'fieldsync_http_requests_total{method="POST",path="/graphql",status="200"}' in body
+    r = await client.get("/healthz", headers={"X-Request-Id": "abc123"})
+    assert r.headers["x-request-id"] == "abc123"
+
+
+async def test_readiness_fails_when_migrations_are_behind(settings, world: World) -> None:
+    import httpx
+
+    from alembic import command
+    from server.app import create_app
+    from server.cli import alembic_config
+
+    command.downgrade(alembic_config(settings), "0001")
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/readyz")
+    await app.state.services.db.dispose()
+    assert r.status_code == 503 and r.json()["status"] == "migrations pending"

@@ -40,8 +40,21 @@ class Period:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
+    @property
+    def whole_months(self) -> int | None:
+        """How many calendar months the period spans exactly, or None."""
+        after = self.end + timedelta(days=1)
+        if self.start.day != 1 or after.day != 1:
+            return None
+        return (after.year * 12 + after.month) - (self.start.year * 12 + self.start.month)
+
     def previous(self) -> Period:
-        """The period of the same length just before this one."""
+        """The period just before: as many whole months for a whole-month period (April
+        before May), else as many days."""
+        months = self.whole_months
+        if months:
+            start_key = add_months(self.start.year * 100 + self.start.month, -months)
+            return Period(month_start(start_key), self.start - timedelta(days=1))
         return Period(self.start - timedelta(days=self.days), self.start - timedelta(days=1))
 
     def previous_year(self) -> Period:

@@ -21,6 +21,7 @@ from strawberry.types import Info
 
 from schema import conflicts as conflict_service
 from schema import devices as device_service
+from schema import metrics
 from sync import protocol
 from sync.model import utcnow
 from sync.protocol import MutationIn, PushIn, SyncRequestError
@@ -225,6 +226,7 @@ class SyncQuery:
                 out = await ctx.pull.pull(session, ctx.viewer, str(client_id), cursor, limit)
         except SyncRequestError as e:
             raise _request_error(e) from None
+        metrics.count_pull(c.op for c in out.changes)
         return SyncPullResult(
             changes=[SyncChange(entity=c.entity, id=c.id, op=SyncOp(c.op), version=c.version,
                                 data=c.data) for c in out.changes],
@@ -289,6 +291,7 @@ class SyncMutation:
             raise _request_error(e) from None
         if ctx.notify is not None:
             ctx.notify()
+        metrics.count_push((r.status, r.error.code if r.error else None) for r in out.results)
         return SyncPushResult(last_mutation_id=out.last_mutation_id, results=[
             SyncMutationResult(mutation_id=r.mutation_id, status=SyncStatus(r.status), id=r.id,
                                version=r.version, data=r.data, conflict_id=r.conflict_id,
