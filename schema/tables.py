@@ -2,6 +2,7 @@
 
 from schema.accounts.tables import Account, Contact
 from schema.activities.tables import Task, VisitNote
+from schema.audit import AuditEvent
 from schema.billing.tables import Invoice
 from schema.catalog.tables import PriceEntry, Product
 from schema.identity.tables import LoginAttempt, RefreshToken, Territory, User
@@ -12,7 +13,7 @@ from sync.model import metadata
 from sync.tables import Change, Client, Conflict, LogHead, MutationResult, ScopeKey
 
 __all__ = [
-    "Account", "Case", "Change", "Client", "Conflict", "Contact", "Invoice", "Lead",
+    "Account", "AuditEvent", "Case", "Change", "Client", "Conflict", "Contact", "Invoice", "Lead",
     "LeadStatusChange", "LogHead", "LoginAttempt", "MutationResult", "Order", "OrderLine",
     "PriceEntry", "Product", "RefreshToken", "ScopeKey", "Task", "Territory", "User",
     "VisitNote", "metadata",

@@ -128,3 +128,29 @@ def test_production_refuses_the_default_secret() -> None:
     with pytest.raises(ValueError):
         Settings(env="production", jwt_secret=DEV_SECRET).check()
     Settings.from_env({"FIELDSYNC_ENV": "production", "FIELDSYNC_JWT_SECRET": "s" * 40}, dotenv=None)
+
+
+AUDIT = "{ auditEvents { kind email userId clientAddress detail } }"
+
+
+async def test_security_events_land_in_the_audit_log(client: Any, world: World, as_user: Any) -> None:
+    await login(client, "rep1@example.com", "wrong-password")
+    first = await login(client, "rep1@example.com")
+    await client.post("/graphql", json={"query": REFRESH, "variables": {"t": first["refreshToken"]}})
+    await client.post("/graphql", json={"query": REFRESH, "variables": {"t": first["refreshToken"]}})
+    rep = await as_user("rep1")
+    await rep.ok("""mutation($input: SyncPushInput!) { syncPush(input: $input) { lastMutationId } }""",
+                 {"input": {"clientId": "c", "protocolVersion": 1, "mutations": [
+                     {"mutationId": 1, "entity": "account", "op": "UPDATE",
+                      "id": str(world.accounts["rep3a"]), "baseVersion": 1,
+                      "fields": {"name": "mine now"}}]}})
+    refused = await rep.raw(AUDIT)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    admin = await as_user("admin")
+    kinds = [e["kind"] for e in (await admin.ok(AUDIT))["auditEvents"]]
+    for kind in ("login_failed", "login_succeeded", "token_reused", "scope_refused"):
+        assert kind in kinds, kinds
+    events = (await admin.ok(AUDIT))["auditEvents"]
+    scope = next(e for e in events if e["kind"] == "scope_refused")
+    assert scope["userId"] == str(world.users["rep1"])
+    assert scope["detail"]["ids"] == [str(world.accounts["rep3a"])]

@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from schema import audit
 from schema.identity import login as throttle
 from schema.identity.passwords import verify_password
 from schema.identity.service import user_by_email
@@ -52,16 +53,23 @@ class AuthMutation:
             if wait:
                 if ctx.response is not None:
                     ctx.response.headers["Retry-After"] = str(wait)
+                await audit.record(session, audit.LOGIN_THROTTLED, email=email[:320],
+                                   address=ctx.client_address)
                 return AuthError(code="RATE_LIMITED", message=f"too many failed sign-ins; "
                                  f"try again in {wait} s", retry_after_seconds=wait)
             user = await user_by_email(session, email)
             ok = verify_password(user.password_hash if user else None, password)
             if not ok or user is None or not user.active:
                 await throttle.record_failure(session, keys, window)
+                await audit.record(session, audit.LOGIN_FAILED, email=email[:320],
+                                   address=ctx.client_address,
+                                   user_id=user.id if user else None)
                 failed = True
             else:
                 await throttle.clear(session, keys)
                 pair = await ctx.tokens.issue(session, user)
+                await audit.record(session, audit.LOGIN_SUCCEEDED, user_id=user.id,
+                                   email=user.email, address=ctx.client_address)
                 failed = False
         if failed:
             return AuthError(code="INVALID_CREDENTIALS", message="wrong email or password")
@@ -73,6 +81,9 @@ class AuthMutation:
         ctx = info.context
         async with ctx.db.write() as session:
             result = await ctx.tokens.rotate(session, token)
+            if getattr(result, "code", None) == "TOKEN_REUSED":
+                await audit.record(session, audit.TOKEN_REUSED, address=ctx.client_address,
+                                   detail={"action": "refresh-token family revoked"})
         if hasattr(result, "code"):
             return AuthError(code=result.code, message=result.message)
         return _success(result)

@@ -13,15 +13,16 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, cast, overload
 
+import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLError
 from sqlmodel import col
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from schema import audit, metrics
 from schema import conflicts as conflict_service
 from schema import devices as device_service
-from schema import metrics
 from sync import protocol
 from sync.model import utcnow
 from sync.protocol import MutationIn, PushIn, SyncRequestError
@@ -194,8 +195,34 @@ class SyncHealth:
     open_conflicts: int
 
 
+@strawberry.type(description="A security-relevant event.")
+class AuditEventType:
+    id: strawberry.ID
+    at: datetime
+    kind: str
+    user_id: strawberry.ID | None
+    email: str | None
+    client_address: str | None
+    detail: JSON | None
+
+
 @strawberry.type
 class SyncQuery:
+    @strawberry.field(description="The audit log, newest first (admins only).")
+    async def audit_events(self, info: Info, kind: str | None = None,
+                           first: int = 50) -> list[AuditEventType]:
+        if not info.context.me.is_admin:
+            raise GraphQLError("only admins read the audit log", extensions={"code": "FORBIDDEN"})
+        stmt = sa.select(audit.AuditEvent).order_by(col(audit.AuditEvent.at).desc()).limit(
+            max(0, min(first, info.context.max_page)))
+        if kind:
+            stmt = stmt.where(col(audit.AuditEvent.kind) == kind)
+        rows = (await info.context.session.execute(stmt)).scalars()
+        return [AuditEventType(id=strawberry.ID(str(r.id)), at=r.at, kind=r.kind,
+                               user_id=strawberry.ID(str(r.user_id)) if r.user_id else None,
+                               email=r.email, client_address=r.client_address,
+                               detail=JSON(r.detail) if r.detail else None) for r in rows]
+
     @strawberry.field(description="Devices of you (rep), your team (manager) or everyone (admin).")
     async def sync_devices(self, info: Info) -> list[Device]:
         rows = await device_service.devices(info.context.session, info.context.me)
@@ -260,6 +287,10 @@ class SyncMutation:
                 row = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
                                                      choice.value)
                 result = None if row is None else conflict_type(row)
+                if row is not None:
+                    await audit.record(session, audit.CONFLICT_RESOLVED, user_id=ctx.me.user_id,
+                                       detail={"conflict": str(cid), "choice": choice.value,
+                                               "entity": row.entity, "record": str(row.row_id)})
         except conflict_service.ResolutionRefused as refused:
             out = refused.out
             error = _err(out.error) if out.error else SyncError(
@@ -287,6 +318,11 @@ class SyncMutation:
         try:
             async with ctx.db.write() as session:
                 out = await ctx.push.push(session, ctx.viewer, req)
+                refused = [r.id for r in out.results if r.error and r.error.code == "NOT_FOUND"]
+                if refused:
+                    await audit.record(session, audit.SCOPE_REFUSED, user_id=ctx.me.user_id,
+                                       address=ctx.client_address,
+                                       detail={"clientId": req.client_id, "ids": refused[:50]})
         except SyncRequestError as e:
             raise _request_error(e) from None
         if ctx.notify is not None:
