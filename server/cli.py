@@ -63,12 +63,12 @@ async def _seed(settings: Settings, size: str, seed: int, patterns: Path | None)
 
 
 async def _create_user(settings: Settings, email: str, name: str, role: str,
-                       manager: str | None) -> None:
+                       manager: str | None, password_stdin: bool) -> None:
     from schema.enums import Role
     from schema.identity.service import create_user, user_by_email
     from server.db import Database, create_engine
 
-    password = getpass.getpass("password: ")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("password: ")
     if len(password) < 10:
         raise SystemExit("passwords need at least 10 characters")
     db = Database(create_engine(settings))
@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--name", required=True)
     u.add_argument("--role", choices=["rep", "manager", "admin"], required=True)
     u.add_argument("--manager", help="the manager's email (for reps)")
+    u.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input (for scripts)")
     j = sub.add_parser("jobs", help="maintenance jobs (idempotent; run them from cron)")
     j.add_argument("job", choices=["compact"])
     j.add_argument("--retention-days", type=int, default=None,
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         db_upgrade(settings)
         asyncio.run(_seed(settings, args.size, args.seed, args.patterns))
     elif args.command == "user":
-        asyncio.run(_create_user(settings, args.email, args.name, args.role, args.manager))
+        asyncio.run(_create_user(settings, args.email, args.name, args.role, args.manager,
+                                 args.password_stdin))
     elif args.command == "jobs":
         days = args.retention_days if args.retention_days is not None \
             else settings.sync_tombstone_retention_days
