@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from graphql import (
     FieldNode,
     GraphQLError,
@@ -29,8 +30,10 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 
 log = logging.getLogger("fieldsync.graphql")
@@ -89,11 +92,27 @@ class CorrelatedMaskErrors(MaskErrors):
     """Unexpected errors become `internal error (ref …)`; the ref is in the server log."""
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if is_unavailable(error.original_error):
+            log.warning("database busy or unavailable at %s: %s", error.path, error.original_error)
+            return GraphQLError("the database is busy or unavailable; retry shortly",
+                                nodes=error.nodes, source=error.source, positions=error.positions,
+                                path=error.path,
+                                extensions={"code": "UNAVAILABLE", "retryable": True})
         ref = uuid.uuid4().hex[:12]
         log.error("unexpected error (ref %s) at %s", ref, error.path, exc_info=error.original_error)
         return GraphQLError(f"internal error (ref {ref})", nodes=error.nodes, source=error.source,
                             positions=error.positions, path=error.path,
                             extensions={"code": "INTERNAL", "ref": ref})
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """A pool timeout (every connection busy) or a lost database: worth a retry."""
+    if isinstance(exc, sa.exc.TimeoutError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+    return False
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -108,6 +127,9 @@ def extensions(limits: GraphQLLimits) -> list[Callable[[], SchemaExtension]]:
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules([duplicate_field_rule(limits.max_duplicate_fields)]),
         lambda: CorrelatedMaskErrors(should_mask_error=_should_mask),
+        # The same few operations arrive again and again (sync pulls above all).
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if limits.production:
         out.append(AnonymousIntrospection)

@@ -30,7 +30,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from schema import metrics
 from schema.context import Context, SerialSession
 from schema.graphql.root import build_schema
-from schema.limits import GraphQLLimits
+from schema.limits import GraphQLLimits, is_unavailable
 from schema.limits import extensions as graphql_extensions
 from schema.registry import registry
 from server.auth import authenticate
@@ -139,9 +139,20 @@ class _WithUnitOfWorkStack:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with AsyncExitStack() as stack:
-            scope["fieldsync.stack"] = stack
-            await self.app(scope, receive, send)
+        try:
+            async with AsyncExitStack() as stack:
+                scope["fieldsync.stack"] = stack
+                await self.app(scope, receive, send)
+        except Exception as exc:
+            # Authentication reads the database before GraphQL runs; when every pooled
+            # connection is busy (or the database is down) say "retry", not 500.
+            if not is_unavailable(exc) or scope["type"] != "http":
+                raise
+            log.warning("database busy or unavailable before the resolvers ran: %s", exc)
+            await JSONResponse(
+                {"errors": [{"message": "the database is busy or unavailable; retry shortly",
+                             "extensions": {"code": "UNAVAILABLE", "retryable": True}}]},
+                status_code=503, headers={"Retry-After": "1"})(scope, receive, send)
 
 
 def build_services(settings: Settings) -> Services:

@@ -100,6 +100,10 @@ class PullOut:
     has_more: bool
     reset: bool
     last_mutation_id: int
+    #: Where the device now stands, and whether its device record needs updating
+    #: (see PullEngine.pull's `record`).
+    seq: int = 0
+    needs_record: bool = False
 
 
 class SyncRequestError(Exception):

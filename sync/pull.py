@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from sqlmodel import col
 
 from sync.cursor import CursorCodec, Position
 from sync.model import utcnow
-from sync.protocol import ChangeOut, PullOut
+from sync.protocol import ChangeOut, PullOut, SyncRequestError
 from sync.push import claim_client
 from sync.registry import EntitySpec, Registry, Viewer
 from sync.tables import Change, Client, LogHead, ScopeKey
@@ -43,10 +44,19 @@ class PullEngine:
 
     async def pull(self, session: AsyncSession, viewer: Viewer, client_id: str,
                    cursor: str | None, limit: int | None,
-                   entities: frozenset[str] | None = None) -> PullOut:
+                   entities: frozenset[str] | None = None, record: bool = True) -> PullOut:
         """One page. `entities` narrows the feed to some entities (a client library
-        that replicates per collection); scope moves are honoured all the same."""
-        client = await claim_client(session, client_id, viewer.user_id, lock=False)
+        that replicates per collection); scope moves are honoured all the same.
+
+        With `record=False` the pull only reads (so a quiet device's poll never takes a
+        write lock); the caller then calls `record()` in a write transaction when the
+        result says `needs_record`.
+        """
+        if record:
+            client: Client | None = await claim_client(session, client_id, viewer.user_id,
+                                                       lock=False)
+        else:
+            client = await find_client(session, client_id, viewer.user_id)
         size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
         head, horizon = (await session.execute(
             sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq))
@@ -70,9 +80,19 @@ class PullEngine:
             if not more and pos.phase is None:
                 break
         has_more = pos.phase is not None or more
-        await _touch(session, client, pos.seq)
+        stale = client is None or client.last_pull_seq != pos.seq or client.last_pull_at is None \
+            or client.last_pull_at < utcnow() - TOUCH_EVERY
+        if record and client is not None:
+            await _touch(session, client.id, pos.seq)
+            stale = False
         return PullOut(page.out, self.cursors.encode(pos, client_id), has_more, reset,
-                       client.last_mutation_id)
+                       client.last_mutation_id if client else 0, pos.seq, stale)
+
+    async def record(self, session: AsyncSession, viewer: Viewer, client_id: str,
+                     seq: int) -> None:
+        """Register the device if new and note how far it has pulled."""
+        await claim_client(session, client_id, viewer.user_id, lock=False)
+        await _touch(session, client_id, seq)
 
 
 async def scope_changed(session: AsyncSession, viewer: Viewer, after: int, upto: int) -> bool:
@@ -96,9 +116,23 @@ def _concerns(viewer: Viewer) -> Any:
     return sa.or_(*parts)
 
 
-async def _touch(session: AsyncSession, client: Client, seq: int) -> None:
+#: A device's "last pull" is refreshed at least this often even when nothing moved.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+async def find_client(session: AsyncSession, client_id: str, user_id: uuid.UUID) -> Client | None:
+    """The device record, read only; another user's client id is refused."""
+    client = (await session.execute(
+        sa.select(Client).where(col(Client.id) == client_id))).scalar_one_or_none()
+    if client is not None and client.user_id != user_id:
+        raise SyncRequestError("CLIENT_NOT_YOURS", "this clientId belongs to another user; "
+                               "mint a new clientId for this device and user")
+    return client
+
+
+async def _touch(session: AsyncSession, client_id: str, seq: int) -> None:
     await session.execute(
-        sa.update(Client).where(col(Client.id) == client.id)
+        sa.update(Client).where(col(Client.id) == client_id)
         .values(last_pull_at=utcnow(), last_pull_seq=seq)
     )
 

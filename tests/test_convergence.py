@@ -881,11 +881,11 @@ async def _account_leaves_then_contact_leaves(sim: Sim) -> None:
                          ids=["contact-then-account", "account-then-contact"])
 def test_a_row_that_left_a_key_is_evicted_when_the_key_leaves_the_device(
         tmp_path: Path, script: Scripted) -> None:
-    """The smallest scenarios the generated test found: a contact leaves an account and
-    the account leaves a rep (in either order) while the rep's devices are offline. The
-    eviction of the account only covers rows still under it, and the contact's own move
-    is filtered out because neither its new nor its old account is readable to the rep
-    any more: the devices keep the contact forever."""
+    """Regression, the smallest scenarios the generated test found: a contact leaves an
+    account and the account leaves a rep (in either order) while the rep's devices are
+    offline. The eviction of the account used to cover only rows still under it, and the
+    contact's own move was filtered out because neither its new nor its old account was
+    readable to the rep any more: the devices kept the contact forever."""
     template = build_template(tmp_path)
     with fresh_database(template) as s:
         asyncio.run(run_scenario(s, template, [script]))

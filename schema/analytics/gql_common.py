@@ -13,6 +13,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.permission import BasePermission
 from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from schema.accounts.tables import Account as AccountRow
 from schema.analytics.common import Period, as_uuid
@@ -89,6 +90,25 @@ def months_of(value: int) -> int:
     if not 1 <= value <= 36:
         raise GraphQLError("`months` must be between 1 and 36", extensions={"code": "BAD_LIMIT"})
     return value
+
+
+def selected(info: Info) -> set[str]:
+    """Dotted paths of the fields asked for under this one ("rows", "rows.previous"…),
+    fragments included, so a resolver can skip work nobody asked for."""
+    found: set[str] = set()
+
+    def walk(selections: list[Any], prefix: str) -> None:
+        for sel in selections:
+            if isinstance(sel, SelectedField):
+                path = f"{prefix}{sel.name}"
+                found.add(path)
+                walk(sel.selections, path + ".")
+            elif isinstance(sel, (FragmentSpread, InlineFragment)):
+                walk(sel.selections, prefix)
+
+    for field in info.selected_fields:
+        walk(field.selections, "")
+    return found
 
 
 def sees_costs(info: Info) -> bool:

@@ -45,7 +45,7 @@ from schema.analytics.gql_sales import (
 )
 from schema.analytics.recommend import recommend
 from schema.analytics.rfm import RfmWindow, account_score, segment_counts
-from schema.analytics.volume import Compare, Dimension, sales_volume
+from schema.analytics.volume import Compare, Dimension, Wanted, sales_volume
 from schema.jobs.routing import plan_routing
 
 
@@ -134,9 +134,13 @@ class AnalyticsQuery:
         me = info.context.me
         filters = (filter or SalesFilterInput()).to_filter()
         dims = [Dimension(d) for d in group_by or ()]
+        asked = G.selected(info)
+        wanted = Wanted(rows=bool({"rows", "groupCount"} & asked), totals="totals" in asked,
+                        previous_rows=bool({"rows.previous", "rows.revenueChange"} & asked),
+                        previous_totals="previousTotals" in asked)
         result = await G.serialized(info, lambda: sales_volume(
             info.context.session, me, G.period_of(period), dims, filters, Compare(compare_to),
-            G.limit_of(limit, "limit", 5000)))
+            G.limit_of(limit, "limit", 5000), wanted))
         return sales_volume_result(result, filters, me.privileged)
 
     @strawberry.field(description="Leads created in the period (default: the last 365 days): "

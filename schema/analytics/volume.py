@@ -179,25 +179,41 @@ def _sort_key(dims: Sequence[Dimension], row: VolumeRow) -> tuple[Any, ...]:
     return (*times, -row.current.revenue_cents, rest)
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """Which parts a caller asked for; each costs a scan of the period's order lines."""
+
+    rows: bool = True
+    totals: bool = True
+    previous_rows: bool = True
+    previous_totals: bool = True
+
+
 async def sales_volume(session: AsyncSession, principal: Principal, period: Period,
                        dims: Sequence[Dimension], filters: SalesFilter = SalesFilter(),
-                       compare: Compare = Compare.PREVIOUS_PERIOD,
-                       limit: int = 500) -> SalesVolume:
+                       compare: Compare = Compare.PREVIOUS_PERIOD, limit: int = 500,
+                       wanted: Wanted = Wanted()) -> SalesVolume:
     dims = tuple(dict.fromkeys(dims))
     previous = {Compare.PREVIOUS_PERIOD: period.previous, Compare.PREVIOUS_YEAR:
                 period.previous_year}.get(compare, lambda: None)()
-    current = await aggregate(session, principal, period, filters, dims)
-    totals = (await aggregate(session, principal, period, filters, ())).get((), Measures())
+    current = await aggregate(session, principal, period, filters, dims) \
+        if wanted.rows else {}
+    totals = Measures()
+    if wanted.totals:
+        totals = (await aggregate(session, principal, period, filters, ())).get((), totals)
     result = SalesVolume(period, previous, dims, totals, None, group_count=len(current))
     before: dict[tuple[Any, ...], Measures] = {}
     if previous is not None:
-        months = (period.start.year * 12 + period.start.month) - (
-            previous.start.year * 12 + previous.start.month)
-        for key, m in (await aggregate(session, principal, previous, filters, dims)).items():
-            if (moved := _shift(dims, key, months)) is not None:
-                before[moved] = m
-        result.previous_totals = (await aggregate(session, principal, previous, filters, ())
-                                  ).get((), Measures())
+        if wanted.rows and wanted.previous_rows:
+            months = (period.start.year * 12 + period.start.month) - (
+                previous.start.year * 12 + previous.start.month)
+            for key, m in (await aggregate(session, principal, previous, filters, dims)).items():
+                if (moved := _shift(dims, key, months)) is not None:
+                    before[moved] = m
+        result.previous_totals = Measures()
+        if wanted.previous_totals:
+            result.previous_totals = (await aggregate(
+                session, principal, previous, filters, ())).get((), Measures())
     rows = [VolumeRow(dict(zip(dims, key, strict=True)), m,
                       before.get(key, Measures()) if previous is not None else None)
             for key, m in current.items()]

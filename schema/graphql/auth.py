@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import strawberry
@@ -48,17 +49,21 @@ class AuthMutation:
         ctx = info.context
         keys = [f"email:{email.strip().lower()[:300]}", f"ip:{ctx.client_address}"]
         max_failures, window = ctx.login_limits
-        async with ctx.db.write() as session:
+        async with ctx.db.read() as session:
             wait = await throttle.retry_after(session, keys, max_failures, window)
-            if wait:
-                if ctx.response is not None:
-                    ctx.response.headers["Retry-After"] = str(wait)
+            user = None if wait else await user_by_email(session, email)
+        if wait:
+            async with ctx.db.write() as session:
                 await audit.record(session, audit.LOGIN_THROTTLED, email=email[:320],
                                    address=ctx.client_address)
-                return AuthError(code="RATE_LIMITED", message=f"too many failed sign-ins; "
-                                 f"try again in {wait} s", retry_after_seconds=wait)
-            user = await user_by_email(session, email)
-            ok = verify_password(user.password_hash if user else None, password)
+            if ctx.response is not None:
+                ctx.response.headers["Retry-After"] = str(wait)
+            return AuthError(code="RATE_LIMITED", message=f"too many failed sign-ins; "
+                             f"try again in {wait} s", retry_after_seconds=wait)
+        # argon2 is slow on purpose: run it off the event loop and outside any write lock.
+        ok = await asyncio.to_thread(verify_password, user.password_hash if user else None,
+                                     password)
+        async with ctx.db.write() as session:
             if not ok or user is None or not user.active:
                 await throttle.record_failure(session, keys, window)
                 await audit.record(session, audit.LOGIN_FAILED, email=email[:320],

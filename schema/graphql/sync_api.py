@@ -249,8 +249,14 @@ class SyncQuery:
                         limit: int | None = None) -> SyncPullResult:
         ctx = info.context
         try:
-            async with ctx.db.write() as session:
-                out = await ctx.pull.pull(session, ctx.viewer, str(client_id), cursor, limit)
+            # Read-only unless the device record must change: a quiet device's poll never
+            # queues behind writers.
+            async with ctx.db.read() as session:
+                out = await ctx.pull.pull(session, ctx.viewer, str(client_id), cursor, limit,
+                                          record=False)
+            if out.needs_record:
+                async with ctx.db.write() as session:
+                    await ctx.pull.record(session, ctx.viewer, str(client_id), out.seq)
         except SyncRequestError as e:
             raise _request_error(e) from None
         metrics.count_pull(c.op for c in out.changes)

@@ -1,0 +1,175 @@
+"""A real uvicorn server in a subprocess, and peak-RSS readings from /proc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    workers: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(database_url: str, jwt_secret: str, workers: int, log_path: Path) -> ServerProcess:
+    port = free_port()
+    env = {**os.environ, "FIELDSYNC_DATABASE_URL": database_url,
+           "FIELDSYNC_JWT_SECRET": jwt_secret}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "server.app:app_from_env",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+           "--log-level", "warning", "--no-access-log"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path, workers)
+    _wait_healthy(server)
+    return server
+
+
+def _wait_healthy(server: ServerProcess, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {server.proc.returncode}:\n"
+                               + log_tail(server.log_path))
+        try:
+            ok = httpx.get(f"{server.url}/healthz", timeout=1.0).status_code == 200
+            if ok and _workers_up(server):
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError("uvicorn did not become healthy in time:\n" + log_tail(server.log_path))
+
+
+def _workers_up(server: ServerProcess) -> bool:
+    """With --workers N, wait until N worker processes exist (one answering is not enough)."""
+    if server.workers <= 1:
+        return True
+    return len(_descendants(server.proc.pid)) >= server.workers
+
+
+def stop_server(server: ServerProcess) -> None:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents[int(entry.name)] = ppid
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        cur = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == cur]
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    """Peak resident set size (VmHWM) of a process, in KiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM (Linux `clear_refs` 5), so later readings exclude setup."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ServerRss:
+    """Peak RSS of the uvicorn process tree: the largest process and the sum."""
+
+    largest_kb: int
+    total_kb: int
+    processes: int
+
+
+def server_peak_rss(server: ServerProcess) -> ServerRss:
+    pids = [server.proc.pid, *_descendants(server.proc.pid)]
+    values = [v for v in (vm_hwm_kb(p) for p in pids) if v]
+    return ServerRss(max(values, default=0), sum(values), len(values))
+
+
+def _cpu_of(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU time of the uvicorn process tree so far (all threads)."""
+    return _cpu_of([server.proc.pid, *_descendants(server.proc.pid)])
+
+
+def backend_cpu_seconds(database: str) -> float:
+    """CPU time of the local PostgreSQL backends serving `database` (0 if none visible).
+
+    Backends that exit during a phase take their CPU time with them, so this is a floor.
+    """
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if cmd.startswith(b"postgres: ") and f" {database} ".encode() in cmd:
+            pids.append(int(entry.name))
+    return _cpu_of(pids)
