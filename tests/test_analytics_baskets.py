@@ -9,9 +9,9 @@ import pytest
 
 from server.db import Database
 from tests.conftest import World
-from tests.test_analytics_data import TODAY, Line, Sale, add_products, add_sales, app
+from tests.test_analytics_data import TODAY, Line, Sale, add_products, add_sales, app, as_user
 
-__all__ = ["app"]
+__all__ = ["app", "as_user"]
 
 BASKETS = """query($p: PeriodInput, $s: Float!, $c: Float!, $l: Float! = 1.0) {
   basketAnalysis(period: $p, minSupport: $s, minConfidence: $c, minLift: $l) {
@@ -79,38 +79,41 @@ async def test_thresholds_prune(as_user: Any, baskets: dict[str, Any]) -> None:
     assert ("salsa", "Cola") in names and ("salsa", "beer") not in names  # beer: 1 order
 
 
-@pytest.mark.parametrize(("caller", "orders", "beer_salsa"), [
-    ("rep1", 10, None), ("rep3", 3, 1.0), ("manager1", 11, None), ("manager2", 3, 1.0),
-    ("admin", 14, 0.6)])
-async def test_each_caller_analyses_their_own_orders(
-        as_user: Any, baskets: dict[str, Any], caller: str, orders: int,
-        beer_salsa: float | None) -> None:
-    api = await as_user(caller)
-    data = (await api.ok(BASKETS, {"p": PERIOD, "s": 0.05, "c": 0.0}))["basketAnalysis"]
-    assert data["orderCount"] == orders
-    rules = [r for r in data["rules"] if r["antecedent"]["name"] == "beer"
-             and r["consequent"]["name"] == "salsa"]
-    assert (rules[0]["confidence"] if rules else None) == (
-        pytest.approx(beer_salsa) if beer_salsa else None)
+#: caller → (orders they see, confidence of beer → salsa in them, or None: no such rule)
+ANALYSES = {"rep1": (10, None), "rep3": (3, 1.0), "manager1": (11, None),
+            "manager2": (3, 1.0), "admin": (14, 0.6)}
 
 
-@pytest.mark.parametrize(("caller", "expected"), [
-    ("rep2", ["salsa"]), ("manager1", ["salsa"]), ("admin", ["salsa"]),
-    ("rep1", []), ("rep3", []), ("manager2", [])])
+async def test_each_caller_analyses_their_own_orders(as_user: Any,
+                                                     baskets: dict[str, Any]) -> None:
+    for caller, (orders, beer_salsa) in ANALYSES.items():
+        api = await as_user(caller)
+        data = (await api.ok(BASKETS, {"p": PERIOD, "s": 0.05, "c": 0.0}))["basketAnalysis"]
+        assert data["orderCount"] == orders, caller
+        rules = [r["confidence"] for r in data["rules"] if r["antecedent"]["name"] == "beer"
+                 and r["consequent"]["name"] == "salsa"]
+        assert rules == ([pytest.approx(beer_salsa)] if beer_salsa else []), caller
+
+
+#: caller → what they are recommended for rep2's shop (out of scope: nothing)
+RECOMMENDED = {"rep2": ["salsa"], "manager1": ["salsa"], "admin": ["salsa"], "rep1": [],
+               "rep3": [], "manager2": []}
+
+
 async def test_recommendations_use_company_rules_within_scope(
-        as_user: Any, world: World, baskets: dict[str, Any], caller: str,
-        expected: list[str]) -> None:
+        as_user: Any, world: World, baskets: dict[str, Any]) -> None:
     """rep2's shop bought beer. The company-wide model (180 days to yesterday: 15 orders)
     has salsa in 3 of the 5 beer orders and in 5 orders in all: lift 0.6 / (5/15) = 1.8."""
-    api = await as_user(caller)
-    recs = (await api.ok(RECOMMEND, {"a": str(world.accounts["rep2a"]),
-                                     "d": TODAY.isoformat()}))["recommendations"]
-    assert [r["product"]["name"] for r in recs] == expected
-    if recs:
-        assert recs[0]["because"]["name"] == "beer"
-        assert recs[0]["rule"]["orderCount"] == 3
-        assert recs[0]["rule"]["confidence"] == pytest.approx(3 / 5)
-        assert recs[0]["rule"]["lift"] == pytest.approx((3 / 5) / (5 / 15))
+    for caller, expected in RECOMMENDED.items():
+        api = await as_user(caller)
+        recs = (await api.ok(RECOMMEND, {"a": str(world.accounts["rep2a"]),
+                                         "d": TODAY.isoformat()}))["recommendations"]
+        assert [r["product"]["name"] for r in recs] == expected, caller
+        if recs:
+            assert recs[0]["because"]["name"] == "beer"
+            assert recs[0]["rule"]["orderCount"] == 3
+            assert recs[0]["rule"]["confidence"] == pytest.approx(3 / 5)
+            assert recs[0]["rule"]["lift"] == pytest.approx((3 / 5) / (5 / 15))
 
 
 async def test_default_period_is_the_last_90_days(as_user: Any,

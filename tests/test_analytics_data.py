@@ -1,5 +1,5 @@
 """Factories and fixtures shared by the analytics tests: small hand-made data sets whose
-right answers are known. Import `app` from here to get the analytics fields."""
+right answers are known. Import `app` (the analytics fields) and `as_user` from here."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from strawberry.tools import merge_types
 
 from schema.bulk import insert_rows
 from schema.graphql import root
+from schema.identity.tables import User
 from server.app import create_app
 from server.db import Database
 from server.settings import Settings
+from tests.conftest import Api, World
 
 TODAY = date(2026, 6, 15)
 
@@ -37,6 +40,24 @@ async def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     application = create_app(settings)
     yield application
     await application.state.services.db.dispose()
+
+
+@pytest.fixture
+async def as_user(app: Any, client: httpx.AsyncClient, world: World) -> Any:
+    """Like conftest's, but the tokens are issued directly: sign-in (argon2) is tested
+    elsewhere and costs a second per caller on a busy machine."""
+    cache: dict[str, Api] = {}
+    services = app.state.services
+
+    async def get(name: str) -> Api:
+        if name not in cache:
+            async with services.db.write() as s:
+                user = await s.get(User, world.users[name])
+                pair = await services.tokens.issue(s, user)
+            cache[name] = Api(client, pair.access_token)
+        return cache[name]
+
+    return get
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import warnings
 from typing import Any
 
 import jwt
@@ -60,7 +61,7 @@ def _b64(obj: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("attack", ["alg_none", "refresh_as_access", "wrong_aud", "wrong_iss",
                                     "expired", "not_yet_valid", "tampered", "unknown_kid",
-                                    "other_secret"])
+                                    "other_secret", "alg_hs512"])
 async def test_forged_or_misused_tokens_are_refused(client: Any, world: World, settings: Settings,
                                                     attack: str) -> None:
     tokens = await login(client, "rep1@example.com")
@@ -85,7 +86,11 @@ async def test_forged_or_misused_tokens_are_refused(client: Any, world: World, s
                 headers = {"kid": "nope"}
             elif attack == "other_secret":
                 secret = "x" * 40
-            token = jwt.encode(claims, secret, algorithm="HS256", headers=headers)
+            # Algorithm confusion: the right key under another algorithm must not pass.
+            algorithm = "HS512" if attack == "alg_hs512" else "HS256"
+            with warnings.catch_warnings():  # the forger's short HS512 key is the point
+                warnings.simplefilter("ignore")
+                token = jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
             if attack == "tampered":
                 head, _payload, sig = tokens["accessToken"].split(".")
                 forged = dict(good, sub=str(world.users["admin"]))

@@ -75,3 +75,25 @@ async def test_unexpected_errors_are_masked_with_a_correlation_id(
     assert error["extensions"]["code"] == "INTERNAL" and "SELECT" not in error["message"]
     ref = error["extensions"]["ref"]
     assert ref in error["message"] and ref in caplog.text
+
+
+async def test_no_state_change_through_get_or_a_form_post(client: httpx.AsyncClient,
+                                                          world: World) -> None:
+    mutation = 'mutation { login(email: "rep1@example.com", password: "demo-password") { __typename } }'
+    r = await client.get("/graphql", params={"query": mutation})
+    assert r.status_code in (400, 405)
+    form = await client.post("/graphql", data={"query": mutation},
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code in (400, 415)
+
+
+async def test_cors_only_for_configured_origins(settings: Settings, world: World) -> None:
+    app = create_app(Settings(**{**settings.__dict__, "cors_origins": "https://app.example.com"}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        ok = await c.options("/graphql", headers={"Origin": "https://app.example.com",
+                                                  "Access-Control-Request-Method": "POST"})
+        bad = await c.options("/graphql", headers={"Origin": "https://evil.example.com",
+                                                   "Access-Control-Request-Method": "POST"})
+    await app.state.services.db.dispose()
+    assert ok.headers.get("access-control-allow-origin") == "https://app.example.com"
+    assert "access-control-allow-origin" not in bad.headers

@@ -7,7 +7,8 @@ seeded with `make_world` plus a few extra rows. Each client script
 report and exits non-zero if any expectation failed. The tests below check the exit
 code, each scenario's entry in the report, and then the server's state over GraphQL.
 RxDB drives rep1's devices, WatermelonDB rep2's: the two never share records, so the
-scripts do not disturb each other's expectations.
+scripts do not disturb each other's expectations. Last, the runnable examples of
+docs/clients/ run against the same server (as rep1).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,6 +81,11 @@ class Stage:
         q = f"query($id: ID!) {{ node(id: $id) {{ id {fields} }} }}"
         node = self.gql(user, q, {"id": node_id})["node"]
         return None if node is None else dict(node)
+
+    def found(self, user: str, node_id: str, fields: str) -> dict[str, Any]:
+        node = self.node(user, node_id, fields)
+        assert node is not None, f"{node_id} is not on the server (as {user})"
+        return node
 
     def config(self) -> dict[str, Any]:
         w = self.world
@@ -155,12 +162,23 @@ class Run:
         """The scenario's facts; fails with the script's own explanation if it failed."""
         entry = self.report.get("scenarios", {}).get(name)
         assert entry is not None, f"scenario {name!r} did not run:\n{self.explain()}"
-        assert entry["ok"], f"scenario {name!r} failed: {entry.get('error')}\n{self.explain()}"
+        assert entry["ok"], (f"scenario {name!r} failed: {entry.get('error')}\n"
+                             f"details: {json.dumps(entry.get('details'))[:3000]}")
         return dict(entry.get("facts") or {})
 
     def explain(self) -> str:
-        return (f"exit code {self.returncode}; report:\n{json.dumps(self.report, indent=1)}\n"
-                f"stderr (tail):\n{self.stderr[-4000:]}")
+        lines = [f"exit code {self.returncode} after {self.seconds:.1f} s"]
+        scenarios = self.report.get("scenarios")
+        if not isinstance(scenarios, dict):
+            lines.append(f"no report: {json.dumps(self.report)[:2000]}")
+        for name, entry in (scenarios or {}).items():
+            if entry.get("ok"):
+                lines.append(f"  ok      {name}")
+            else:
+                details = json.dumps(entry.get("details"))[:1500]
+                lines.append(f"  FAILED  {name}: {entry.get('error')}\n          {details}")
+        lines.append("stderr (tail):\n" + self.stderr[-2000:])
+        return "\n".join(lines)
 
 
 def run_script(stage: Stage, script: str) -> Run:
@@ -182,3 +200,186 @@ def run_script(stage: Stage, script: str) -> Run:
     if not report:
         report = {"unparsed stdout": proc.stdout[-4000:]}
     return Run(proc.returncode, report, proc.stderr, seconds)
+
+
+@pytest.fixture(scope="module")
+def rxdb(stage: Stage) -> Run:
+    return run_script(stage, "rxdb.mjs")
+
+
+@pytest.fixture(scope="module")
+def watermelon(stage: Stage) -> Run:
+    return run_script(stage, "watermelon.mjs")
+
+
+CONTACT = "... on Contact { accountId firstName lastName title email phone }"
+ORDER = "... on Order { status statusReasonCode statusReason totalCents number }"
+ACCOUNT = "... on Account { creditLimitCents notes }"
+
+
+def devices(stage: Stage) -> set[str]:
+    return {d["clientId"] for d in stage.gql("admin", "{ syncDevices { clientId } }")["syncDevices"]}
+
+
+# -- RxDB: rep1's tablets ---------------------------------------------------------------------
+
+def test_rxdb_client_passes_every_scenario(rxdb: Run) -> None:
+    assert rxdb.returncode == 0 and rxdb.report.get("ok") is True, rxdb.explain()
+
+
+def test_rxdb_offline_creates_are_pushed(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("offline_creates_pushed")
+    for i, cid in enumerate(facts["created"]):
+        got = stage.node("manager1", cid, CONTACT)
+        assert got is not None and (got["firstName"], got["lastName"], got["accountId"]) == (
+            f"Offline{i}", "Tablet1", str(stage.world.accounts["rep1a"]))
+
+
+def test_rxdb_pulls_server_records_in_pages(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("server_records_pulled_in_pages")
+    assert facts["pullRequests"] >= 4 and facts["contacts"] >= 14
+    # one sync position per installation and collection, named by the app's clientId
+    assert {"tablet1:contact", "tablet1:account", "tablet1:order", "tablet2:contact"} <= devices(stage)
+
+
+def test_rxdb_live_update_arrives_through_the_stream(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("live_update_through_stream")
+    assert stage.found("rep1", facts["id"], CONTACT)["title"] == "Head buyer"
+
+
+def test_rxdb_conflict_is_merged_by_the_handler(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("conflict_resolved_by_handler")
+    assert facts["handlerCalls"] >= 1
+    for cid, fields in facts["expected"].items():
+        got = stage.node("manager1", cid, CONTACT)
+        assert got is not None and {k: got[k] for k in fields} == fields
+
+
+def test_rxdb_refused_change_converges_without_a_push_loop(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("refused_change_converges")
+    assert stage.found("manager1", facts["id"], ACCOUNT)["creditLimitCents"] == 100_000
+
+
+def test_rxdb_delete_reaches_the_second_device(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("delete_reaches_second_device")
+    assert stage.node("manager1", facts["id"], CONTACT) is None
+
+
+def test_rxdb_rejected_order_is_visible_with_its_reason(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("rejected_order_visible_with_reason")
+    rejected = stage.node("manager1", facts["rejected"], ORDER)
+    assert rejected is not None and rejected["status"] == "REJECTED"
+    assert rejected["statusReasonCode"] == "CREDIT_LIMIT_EXCEEDED"
+    assert rejected["statusReason"] == facts["reason"]
+    accepted = stage.node("manager1", facts["accepted"], ORDER)
+    assert accepted is not None and (accepted["status"], accepted["totalCents"]) == ("SUBMITTED", 1000)
+
+
+def test_rxdb_never_receives_another_reps_records(rxdb: Run, stage: Stage) -> None:
+    facts = rxdb.scenario("never_another_reps_records")
+    # the record the device must not see exists, and rep1 cannot read it
+    assert stage.node("rep3", facts["foreignContact"], CONTACT) is not None
+    assert stage.node("rep1", facts["foreignContact"], CONTACT) is None
+
+
+def test_rxdb_replicates_without_errors(rxdb: Run) -> None:
+    rxdb.scenario("no_replication_errors")
+
+
+# -- WatermelonDB: rep2's phone and tablet ------------------------------------------------------
+
+def test_watermelon_client_passes_every_scenario(watermelon: Run) -> None:
+    assert watermelon.returncode == 0 and watermelon.report.get("ok") is True, watermelon.explain()
+
+
+def test_watermelon_pulls_server_records(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("server_records_pulled")
+    assert facts["contacts"] >= 8 and facts["lastPulledAt"] > 0
+    assert {"phone:wm", "tablet:wm"} <= devices(stage)
+
+
+def test_watermelon_new_server_record_arrives_as_created(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("server_created_record_arrives_as_created")
+    assert stage.node("rep2", facts["serverCreated"], CONTACT) is not None
+
+
+def test_watermelon_offline_creates_are_pushed(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("offline_creates_pushed")
+    for i, cid in enumerate(facts["created"]):
+        got = stage.node("manager1", cid, CONTACT)
+        assert got is not None and (got["firstName"], got["lastName"]) == (f"Offline{i}", "Phone")
+
+
+def test_watermelon_merges_columns(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("per_column_merge")
+    for cid, columns in facts["expected"].items():
+        got = stage.node("manager1", cid, CONTACT)
+        assert got is not None
+        for column, value in columns.items():
+            assert got[column] == value, (cid, column)
+
+
+def test_watermelon_refused_change_comes_back(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("refused_change_converges")
+    assert stage.found("manager1", facts["id"], ACCOUNT)["creditLimitCents"] == 100_000
+
+
+def test_watermelon_refused_delete_comes_back(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("refused_delete_comes_back")
+    assert facts["code"] == "FORBIDDEN"
+    assert stage.node("manager1", facts["id"], ACCOUNT) is not None
+
+
+def test_watermelon_delete_reaches_the_second_device(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("delete_reaches_second_device")
+    assert stage.node("manager1", facts["id"], CONTACT) is None
+
+
+def test_watermelon_rejected_order_is_visible_with_its_reason(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("rejected_order_visible_with_reason")
+    rejected = stage.node("manager1", facts["rejected"], ORDER)
+    assert rejected is not None and rejected["status"] == "REJECTED"
+    assert rejected["statusReason"] == facts["reason"]
+    accepted = stage.node("manager1", facts["accepted"], ORDER)
+    assert accepted is not None and (accepted["status"], accepted["totalCents"]) == ("SUBMITTED", 1000)
+
+
+def test_watermelon_never_receives_another_reps_records(watermelon: Run, stage: Stage) -> None:
+    facts = watermelon.scenario("never_another_reps_records")
+    assert stage.node("rep3", facts["foreignContact"], CONTACT) is not None
+    assert stage.node("rep2", facts["foreignContact"], CONTACT) is None
+
+
+def test_watermelon_migration_sync_backfills(watermelon: Run) -> None:
+    facts = watermelon.scenario("migration_sync_backfills")
+    assert facts["migration"] == {"from": 1, "tables": ["products"],
+                                  "columns": [{"table": "accounts", "columns": ["tier"]}]}
+
+
+def test_watermelon_syncs_without_logged_errors(watermelon: Run) -> None:
+    watermelon.scenario("no_sync_errors_logged")
+
+
+# -- the documentation's runnable examples --------------------------------------------------------
+
+EXAMPLES = ROOT / "docs" / "clients" / "examples"
+
+
+@pytest.mark.parametrize(("example", "expected"), [
+    ("rxdb-example.mjs", ["accounts: 2 on the device", "pushed", "server version 1"]),
+    ("watermelon-example.mjs", ["first sync:", "pushed: 2 applied", "order SO-"]),
+])
+def test_docs_example_runs_against_the_server(stage: Stage, example: str,
+                                              expected: list[str]) -> None:
+    # The examples import their packages from their own directory; run copies of them
+    # from inside tests/js so they find tests/js/node_modules.
+    with tempfile.TemporaryDirectory(prefix=".example-", dir=JS) as tmp:
+        for f in EXAMPLES.glob("*.mjs"):
+            shutil.copy(f, tmp)
+        proc = subprocess.run(
+            [NODE or "node", example, stage.server.url, "rep1@example.com", PASSWORD],
+            cwd=tmp, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT, check=False,
+            env={**os.environ, "WATCH_SECONDS": "0"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for line in expected:
+        assert line in proc.stdout, proc.stdout

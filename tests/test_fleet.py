@@ -1,0 +1,135 @@
+"""The fleet simulator (bench/fleet) as a test: a small working day against a real
+uvicorn subprocess, with every kind of injected fault and one SIGKILL + restart of the
+server in the middle of the sync storm, on the suite's database (SQLite, or PostgreSQL
+when FIELDSYNC_TEST_DATABASE_URL is set). The verifier must pass, and it must catch
+violations planted after the final sync (a verifier that cannot fail is a defect).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bench.fleet.faults import KINDS, FaultConfig
+from bench.fleet.simulator import FleetConfig, TamperContext, simulate, summary
+from schema.registry import registry
+from server.db import sync_url
+from sync.tables import MutationResult
+
+pytestmark = pytest.mark.timeout(400)
+
+FAULTS = FaultConfig(drop=0.06, timeout=0.03, duplicate=0.06, cut=0.03, gateway=0.03)
+
+
+def _config(database_url: str, tmp_path: Path, **kw: object) -> FleetConfig:
+    return FleetConfig(db="postgres" if database_url.startswith("postgres") else "sqlite",
+                       database_url=database_url, workdir=tmp_path / "fleet",
+                       log=lambda _s: None, **kw)  # type: ignore[arg-type]
+
+
+async def test_twenty_reps_with_faults_and_a_server_kill_pass_the_verifier(
+        database_url: str, tmp_path: Path) -> None:
+    # locked_edits=False: until the server answers ORDER_LOCKED with the record's version
+    # (see test_rejected_result_carries_the_version_of_its_data below).
+    res = await simulate(_config(database_url, tmp_path, reps=20, seed=7, faults=FAULTS,
+                                 kills=1, locked_edits=False))
+    text = summary(res)
+    assert res.verify is not None, text
+    assert res.verify.ok, text
+    assert res.ok, text
+    assert res.supervisor.kills == 1 and res.supervisor.starts == 2, text
+    injected = res.faults.stats.injected
+    assert all(injected[k] > 0 for k in KINDS), (dict(injected), text)
+    made = sum(len(d.ledger) for d in res.devices)
+    assert made > 300 and res.verify.checked["a: mutations"] == made, text
+    statuses = {status for (_e, _o, status, _c) in res.verify.outcomes}
+    assert {"APPLIED", "REJECTED", "CONFLICT"} <= statuses, text
+    codes = {code for (_e, _o, _s, code) in res.verify.outcomes}
+    assert {"CREDIT_LIMIT_EXCEEDED", "PRODUCT_INACTIVE", "SCOPE_MOVED"} <= codes, text
+
+
+async def test_the_verifier_catches_planted_violations(database_url: str, tmp_path: Path) -> None:
+    planted: dict[str, str] = {}
+
+    async def tamper(ctx: TamperContext) -> None:
+        engine = sa.create_engine(sync_url(ctx.database_url))
+        phones = [d for d in ctx.devices if d.kind == "phone"]
+        victim, other = phones[0], phones[1]
+        applied_order = next(m for d in phones for m in d.ledger
+                             if m.entity == "order" and m.op == "CREATE"
+                             and d.device.get("order", m.id) is not None
+                             and d.device.get("order", m.id).server_data is not None)
+        t = MutationResult.__table__
+        first = victim.ledger[0]
+        orders = registry["order"].table
+        lines = registry["order"].child.table  # type: ignore[union-attr]
+        with engine.begin() as conn:
+            # (a) a result the server "forgot", and one no device made
+            conn.execute(sa.delete(t).where(t.c.client_id == first.client_id,
+                                            t.c.mutation_id == first.mutation_id))
+            row = {"client_id": other.device.client_id, "mutation_id": 10_000, "entity": "order",
+                   "row_id": uuid.uuid4(), "status": "APPLIED",
+                   "result": {"mutationId": 10_000, "status": "APPLIED"}}
+            conn.execute(sa.insert(t).values(**row))
+            # (d) an accepted order vanishes
+            oid = uuid.UUID(applied_order.id)
+            conn.execute(sa.delete(lines).where(lines.c.order_id == oid))
+            conn.execute(sa.delete(orders).where(orders.c.id == oid))
+        engine.dispose()
+        planted["order"] = applied_order.id
+        # (b) a device's copy of a contact drifts from the server's
+        db = victim.store.db
+        cid = db.execute("SELECT id FROM records WHERE entity = 'contact' LIMIT 1").fetchone()[0]
+        data = json.loads(db.execute("SELECT server_data FROM records WHERE entity = 'contact' "
+                                     "AND id = ?", (cid,)).fetchone()[0])
+        data["phone"] = "+0 tampered"
+        db.execute("UPDATE records SET server_data = ?, data = ? WHERE entity = 'contact' AND id = ?",
+                   (json.dumps(data), json.dumps(data), cid))
+        planted["contact"] = cid
+        # (c) a record of another rep's account lands on the victim's device
+        acc = next(r for r in other.device.records("account") if r.server_data is not None)
+        db.execute("INSERT INTO records (entity, id, version, server_data, data, pending) "
+                   "VALUES ('account', ?, ?, ?, ?, 0)",
+                   (acc.id, acc.version, json.dumps(acc.server_data), json.dumps(acc.server_data)))
+        planted["account"] = acc.id
+
+    res = await simulate(_config(database_url, tmp_path, reps=4, seed=3, faults=FaultConfig(),
+                                 kills=0, locked_edits=False, before_verify=tamper))
+    assert res.verify is not None
+    kinds = {(v.check, v.kind) for v in res.verify.violations}
+    text = summary(res)
+    assert ("a", "no-result") in kinds, text
+    assert ("a", "phantom-result") in kinds, text
+    assert ("b", "differs") in kinds and planted["contact"] in text, text
+    assert ("c", "out-of-scope") in kinds and planted["account"] in text, text
+    assert ("d", "vanished") in kinds and planted["order"] in text, text
+    assert not res.ok and "RESULT: FAIL" in text
+
+
+async def test_rejected_result_carries_the_version_of_its_data(database_url: str,
+                                                               tmp_path: Path) -> None:
+    """Reps edit orders that are CONFIRMED: the server refuses (ORDER_LOCKED) and sends
+    the order as it stands. The device must then hold it at the server's version.
+
+    Known server bug (docs/fleet-simulator.md, "Server bugs found"): the REJECTED result
+    carries `data` but `version: null` (sync/push.py `_reject`), so the device keeps the
+    record without a version, and (b) fails for exactly those records. Until it is fixed
+    this test reports XFAIL when those are the only violations, and fails on any other.
+    """
+    res = await simulate(_config(database_url, tmp_path, reps=20, seed=1, faults=FaultConfig(),
+                                 kills=0, locked_edits=True))
+    text = summary(res)
+    assert res.verify is not None, text
+    codes = {code for (_e, _o, _s, code) in res.verify.outcomes}
+    assert "ORDER_LOCKED" in codes, text
+    others = [v for v in res.verify.violations
+              if not (v.check == "b" and v.kind in ("differs", "more")
+                      and ("ORDER_LOCKED" in v.detail or v.kind == "more"))]
+    assert not others and not res.errors, text
+    if res.verify.violations:
+        pytest.xfail("server bug: REJECTED/ORDER_LOCKED result has data but version null: "
+                     + res.verify.violations[0].detail)
