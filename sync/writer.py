@@ -59,6 +59,7 @@ class ChangeSet:
     moves: list[ScopeMove] = field(default_factory=list)
     new_keys: list[ScopeKey] = field(default_factory=list)
     mutation_ids: dict[int, int] = field(default_factory=dict)  # index in writes → mutation id
+    echoes: list[tuple[EntitySpec, uuid.UUID, bool]] = field(default_factory=list)
     #: One timestamp for every row the change set touches (and for results sent back).
     now: datetime = field(default_factory=utcnow)
 
@@ -72,6 +73,12 @@ class ChangeSet:
 
     def move(self, move: ScopeMove) -> None:
         self.moves.append(move)
+
+    def echo(self, spec: EntitySpec, row_id: uuid.UUID, restore: bool = False) -> None:
+        """Log an unchanged row again, so devices in its scope pull its current state
+        (a client library that cannot take a refusal in its push answer needs this).
+        `restore` marks a row the device deleted but the server kept."""
+        self.echoes.append((spec, row_id, restore))
 
     def __len__(self) -> int:
         return len(self.writes) + len(self.moves)
@@ -168,7 +175,7 @@ async def allocate_seqs(session: AsyncSession, count: int) -> int:
 
 async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
     """Apply a change set; returns the sequence number of each row write, in order."""
-    if not len(changes) and not changes.new_keys:
+    if not len(changes) and not changes.new_keys and not changes.echoes:
         return []
     now = changes.now
     holders = await _holders(session, {w.prev_scope_key for w in changes.writes
@@ -183,7 +190,8 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
         await session.execute(
             sa.update(ScopeKey).where(col(ScopeKey.key) == m.key).values(holder_id=m.holder_id)
         )
-    count = len(changes)
+    echoed = await _echoed_rows(session, changes.echoes)
+    count = len(changes) + len(echoed)
     if count == 0:
         return []
     first = await allocate_seqs(session, count)
@@ -208,8 +216,32 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
             "hlc": m.hlc, "actor_id": changes.actor_id, "client_id": changes.client_id,
             "mutation_id": None, "prev": {"kind": m.kind}, "at": now,
         })
+    base += len(changes.moves)
+    for k, (spec, row_id, version, scope, restore) in enumerate(echoed):
+        log.append({
+            "seq": base + k, "entity": spec.name, "row_id": row_id, "version": version,
+            "op": "upsert", "scope_key": scope, "prev_scope_key": None, "prev_holder_id": None,
+            "hlc": "", "actor_id": changes.actor_id, "client_id": changes.client_id,
+            "mutation_id": None, "prev": {"echo": "restore" if restore else "state"},
+            "at": now,
+        })
     await session.execute(sa.insert(Change), log)
     return [first + i for i in range(len(changes.writes))]
+
+
+async def _echoed_rows(session: AsyncSession,
+                       echoes: Sequence[tuple[EntitySpec, uuid.UUID, bool]]
+                       ) -> list[tuple[EntitySpec, uuid.UUID, int, uuid.UUID, bool]]:
+    by_spec: dict[str, tuple[EntitySpec, dict[uuid.UUID, bool]]] = {}
+    for spec, row_id, restore in echoes:
+        by_spec.setdefault(spec.name, (spec, {}))[1][row_id] = restore
+    out = []
+    for spec, ids in by_spec.values():
+        t = spec.table
+        rows = await session.execute(sa.select(t.c.id, t.c.version, t.c.scope_key)
+                                     .where(t.c.id.in_(list(ids))))
+        out += [(spec, rid, version, scope, ids[rid]) for rid, version, scope in rows]
+    return out
 
 
 async def _holders(session: AsyncSession, keys: set[Any]) -> dict[uuid.UUID, uuid.UUID | None]:

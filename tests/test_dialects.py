@@ -15,7 +15,8 @@ RX_PUSH = "mutation($rows: [RxPushRow!]) { pushContact(rows: $rows) }"
 RX_PUSH_ORDER = "mutation($rows: [RxPushRow!]) { pushOrder(rows: $rows) }"
 WM_PULL = """query($t: Float, $m: JSON) { watermelonPull(lastPulledAt: $t, migration: $m,
   clientId: "wm1") }"""
-WM_PUSH = "mutation($c: JSON!, $t: Float) { watermelonPush(changes: $c, lastPulledAt: $t) }"
+WM_PUSH = """mutation($c: JSON!, $t: Float) { watermelonPush(changes: $c, lastPulledAt: $t,
+  clientId: "wm1") }"""
 
 
 async def rx_pull_all(api: Any, batch: int = 2) -> tuple[list[dict[str, Any]], Any]:

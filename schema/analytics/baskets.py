@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from schema.analytics.common import Period, sold_orders
+from schema.analytics.common import Period, Scope, sold_orders
 from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal
 
@@ -83,8 +83,8 @@ class Baskets:
     min_count: int
 
 
-def transactions(principal: Principal | None, period: Period) -> sa.Select[Any]:
-    return sold_orders(principal, period).with_only_columns(col(Order.id))
+def transactions(scope: Scope | Principal | None, period: Period) -> sa.Select[Any]:
+    return sold_orders(scope, period).with_only_columns(col(Order.id))
 
 
 async def item_counts(session: AsyncSession, tx: sa.Select[Any]) -> tuple[int, dict[uuid.UUID, int]]:
@@ -141,11 +141,11 @@ def min_count_for(min_support: float, transactions: int) -> int:
     return max(1, math.ceil(min_support * transactions - 1e-9))
 
 
-async def basket_analysis(session: AsyncSession, principal: Principal | None, period: Period,
+async def basket_analysis(session: AsyncSession, scope: Scope | Principal | None, period: Period,
                           min_support: float = 0.01, min_confidence: float = 0.2,
                           min_lift: float = 1.0, limit: int = 50) -> Baskets:
     """Association rules between pairs of products, strongest lift first."""
-    tx = transactions(principal, period)
+    tx = transactions(scope, period)
     n, counts = await item_counts(session, tx)
     min_count = min_count_for(min_support, n)
     frequent = {p: c for p, c in counts.items() if c >= min_count}

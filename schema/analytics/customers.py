@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from schema.accounts.tables import Account
-from schema.analytics.common import Period, sold_orders
+from schema.analytics.common import Period, Scope, sold_orders
 from schema.scope import Principal
 
 
@@ -57,10 +57,10 @@ class TopCustomers:
     top30_revenue_cents: int
 
 
-async def top_customers(session: AsyncSession, principal: Principal, period: Period,
+async def top_customers(session: AsyncSession, scope: Scope | Principal, period: Period,
                         by: RankBy = RankBy.REVENUE, territory_id: uuid.UUID | None = None,
                         limit: int = 20) -> TopCustomers:
-    o = sold_orders(principal, period).subquery("o")
+    o = sold_orders(scope, period).subquery("o")
     per_stmt = (
         sa.select(o.c.account_id, sa.func.sum(o.c.total_cents).label("rev"),
                   sa.func.sum(o.c.cost_cents).label("cost"), sa.func.count().label("n"),

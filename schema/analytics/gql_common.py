@@ -1,5 +1,6 @@
-"""GraphQL plumbing the analytics types share: periods, loaders for the entities a figure
-names, cost visibility and the per-request statement lock."""
+"""GraphQL plumbing the analytics types share: periods and argument checks, loaders for
+the entities a figure names, which fields were asked for, the per-request statement
+lock, and the managers-only permission."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLError
 from strawberry.permission import BasePermission
@@ -16,13 +18,14 @@ from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from schema.accounts.tables import Account as AccountRow
-from schema.analytics.common import Period, as_uuid
+from schema.analytics.common import Period, Scope, as_uuid
 from schema.catalog.tables import Product as ProductRow
 from schema.graphql import types as T
 from schema.graphql.loaders import load_one
 from schema.graphql.typegen import build
 from schema.identity.tables import Territory as TerritoryRow
 from schema.identity.tables import User as UserRow
+from sync.model import dialect_name, utcnow
 
 R = TypeVar("R")
 MAX_LIMIT = 500
@@ -49,7 +52,8 @@ def date_range(period: Period) -> DateRange:
 
 
 def today() -> date:
-    return date.today()
+    """Today in UTC, the server's calendar (dates passed as `asOf` win)."""
+    return utcnow().date()
 
 
 def period_of(value: PeriodInput | None, default_days: int = 365,
@@ -111,11 +115,6 @@ def selected(info: Info) -> set[str]:
     return found
 
 
-def sees_costs(info: Info) -> bool:
-    """Unit costs (hence margins) are for managers and admins, as on Product."""
-    return bool(info.context.me.privileged)
-
-
 async def account(info: Info, account_id: uuid.UUID | None) -> T.Account | None:
     row = await load_one(info.context, AccountRow, account_id)
     return None if row is None else build(T.Account, row)
@@ -138,10 +137,36 @@ async def user(info: Info, user_id: uuid.UUID | None) -> T.UserSummary | None:
 
 async def serialized(info: Info, work: Callable[[], Awaitable[R]]) -> R:
     """Run `work` alone on the request's session: sibling fields resolve concurrently, and
-    an AsyncSession runs one statement at a time."""
-    lock: asyncio.Lock = info.context.loader(("analytics", "session-lock"), asyncio.Lock)
+    an AsyncSession runs one statement at a time.
+
+    On PostgreSQL the first call also turns JIT compilation off for the rest of the
+    request's transaction: these statements cross `jit_above_cost` but run for tenths of a
+    second, and compiling them took 100-400 ms more than it saved (EXPLAIN ANALYZE at the
+    large demo size). Better set once for the whole server (`jit = off`).
+    """
+    ctx = info.context
+    lock: asyncio.Lock = ctx.loader(("analytics", "session-lock"), asyncio.Lock)
+    tuned: list[bool] = ctx.loader(("analytics", "jit-off"), lambda: [False])
     async with lock:
+        if not tuned[0]:
+            tuned[0] = True
+            if dialect_name(ctx.session) == "postgresql":
+                await ctx.session.execute(sa.text("SET LOCAL jit = off"))
         return await work()
+
+
+async def scoped(info: Info, work: Callable[[Scope], Awaitable[R]]) -> R:
+    """`serialized`, handing `work` the caller's scope with its keys listed (read once
+    per request)."""
+    ctx = info.context
+    cell: list[Scope] = ctx.loader(("analytics", "scope"), list)
+
+    async def run() -> R:
+        if not cell:
+            cell.append(await Scope.of(ctx.session, ctx.me))
+        return await work(cell[0])
+
+    return await serialized(info, run)
 
 
 class ManagersOnly(BasePermission):

@@ -201,8 +201,8 @@ class SalesVolumeResult:
         G.limit_of(holdout, "holdout", 12)
         last = self._query.last_complete_month
         first = add_months(last, 1 - history_months)
-        found = await G.serialized(info, lambda: monthly_series(
-            info.context.session, info.context.me, self._query.filters, first, last))
+        found = await G.scoped(info, lambda scope: monthly_series(
+            info.context.session, scope, self._query.filters, first, last))
         keys = sorted(found)
         # Leading months before the first sale are not history, they are absence of data.
         while keys and found[keys[0]].revenue_cents == 0:

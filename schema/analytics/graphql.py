@@ -68,8 +68,8 @@ class AnalyticsQuery:
         if by is CustomerRanking.MARGIN and not me.privileged:
             raise GraphQLError("ranking by margin needs a manager or an admin",
                                extensions={"code": "FORBIDDEN"})
-        result = await G.serialized(info, lambda: top_customers(
-            info.context.session, me, G.period_of(period), RankBy(by.value),
+        result = await G.scoped(info, lambda scope: top_customers(
+            info.context.session, scope, G.period_of(period), RankBy(by.value),
             G.uid(territory_id), G.limit_of(limit)))
         return top_customers_result(result, me.privileged)
 
@@ -101,8 +101,8 @@ class AnalyticsQuery:
         if not 0 < min_support <= 1 or not 0 <= min_confidence <= 1:
             raise GraphQLError("minSupport must be in (0, 1] and minConfidence in [0, 1]",
                                extensions={"code": "BAD_THRESHOLD"})
-        result = await G.serialized(info, lambda: basket_analysis(
-            info.context.session, info.context.me, G.period_of(period, 90), min_support,
+        result = await G.scoped(info, lambda scope: basket_analysis(
+            info.context.session, scope, G.period_of(period, 90), min_support,
             min_confidence, min_lift, G.limit_of(limit)))
         return basket_analysis_type(result)
 
@@ -137,9 +137,10 @@ class AnalyticsQuery:
         asked = G.selected(info)
         wanted = Wanted(rows=bool({"rows", "groupCount"} & asked), totals="totals" in asked,
                         previous_rows=bool({"rows.previous", "rows.revenueChange"} & asked),
-                        previous_totals="previousTotals" in asked)
-        result = await G.serialized(info, lambda: sales_volume(
-            info.context.session, me, G.period_of(period), dims, filters, Compare(compare_to),
+                        previous_totals="previousTotals" in asked,
+                        quantity=any(path.endswith("quantity") for path in asked))
+        result = await G.scoped(info, lambda scope: sales_volume(
+            info.context.session, scope, G.period_of(period), dims, filters, Compare(compare_to),
             G.limit_of(limit, "limit", 5000), wanted))
         return sales_volume_result(result, filters, me.privileged)
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, cast
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -29,7 +30,7 @@ from schema.dialects.documents import (
 )
 from schema.registry import registry
 from sync.cursor import Position
-from sync.protocol import ChangeOut, MutationIn
+from sync.protocol import ChangeOut, MutationIn, SyncRequestError
 
 
 @strawberry.type
@@ -87,17 +88,36 @@ async def pull(info: Info, entity: str, checkpoint: RxCheckpointInput | None, li
     cid = _client_id(info, entity, client_id)
     cursor = checkpoint.cursor if checkpoint else None
     docs: list[dict[str, Any]] = []
-    async with ctx.db.write() as session:
-        # RxDB stops when a page has fewer documents than it asked for, so fill pages.
-        while len(docs) < limit:
-            out = await ctx.pull.pull(session, ctx.viewer, cid, cursor, limit - len(docs),
-                                      entities=frozenset({entity}))
-            docs += [to_document(c) for c in out.changes]
-            cursor = out.cursor
-            if not out.has_more:
-                break
+    try:
+        async with ctx.db.write() as session:
+            # RxDB stops when a page has fewer documents than it asked for, so fill pages.
+            while len(docs) < limit:
+                out = await ctx.pull.pull(session, ctx.viewer, cid, cursor, limit - len(docs),
+                                          entities=frozenset({entity}))
+                docs += await documents(session, ctx.viewer, entity, out.changes)
+                cursor = out.cursor
+                if not out.has_more:
+                    break
+    except SyncRequestError as e:
+        raise GraphQLError(e.message, extensions={"code": e.code, "retryable": e.retryable}) from None
     return RxPullResult(documents=_json(docs),
                         checkpoint=RxCheckpoint(cursor=cursor) if cursor else None)
+
+
+async def documents(session: Any, viewer: Any, entity: str,
+                    changes: list[ChangeOut]) -> list[dict[str, Any]]:
+    """Changes as RxDB documents. A deleted record travels with its last state (RxDB
+    validates deleted documents against the collection schema too); a record that left
+    the caller's scope travels as a bare tombstone — its later state is not theirs."""
+    deleted = [c.id for c in changes if c.op == "DELETE"]
+    last = await current_documents(session, viewer, spec_of(entity), deleted) if deleted else {}
+    out = []
+    for c in changes:
+        if c.op == "DELETE" and c.id in last:
+            out.append(_rx({**last[c.id], "deleted": True}))
+        else:
+            out.append(to_document(c))
+    return out
 
 
 async def push(info: Info, entity: str, rows: list[RxPushRow] | None) -> list[JSON]:
@@ -166,7 +186,7 @@ async def stream(info: Info, entity: str, client_id: str | None) -> AsyncGenerat
             while True:
                 out = await ctx.pull.pull(session, viewer, cid, cursor, 500,
                                           entities=frozenset({entity}))
-                docs += [to_document(c) for c in out.changes]
+                docs += await documents(session, viewer, entity, out.changes)
                 cursor = out.cursor
                 if not out.has_more:
                     break

@@ -17,18 +17,24 @@ arrives on the next pull; per-record refusals are listed in the push's answer.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
 from typing import Any, cast
 
+import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLError
+from sqlmodel import col
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from schema.dialects.documents import client_fields, spec_of
 from sync.codec import camel
 from sync.cursor import Position
-from sync.protocol import MutationIn
+from sync.protocol import MutationIn, SyncRequestError
+from sync.push import claim_client
+from sync.tables import Change
+from sync.writer import ChangeSet, flush
 
 TABLES: dict[str, str] = {
     "territory": "territories", "product": "products", "priceEntry": "price_entries",
@@ -94,6 +100,35 @@ async def _collect(info: Info, client_id: str, position: Position | None,
     return changes, seq, reset
 
 
+async def _created_since(info: Info, changes: list[Any], since: int,
+                         device: str) -> set[tuple[str, str]]:
+    """Records first written after `since` by anyone but this device: the device cannot
+    have them, so they go as `created` (Watermelon warns about `updated` for a record it
+    lacks). Everything else, the device's own creations included, goes as `updated`."""
+    ids: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for c in changes:
+        if c.op == "UPSERT":
+            ids[c.entity].append(uuid.UUID(c.id))
+    if not ids:
+        return set()
+    found: set[tuple[str, str]] = set()
+    async with info.context.db.read() as session:
+        for entity, keys in ids.items():
+            inserted_elsewhere = sa.and_(
+                col(Change.version) == 1, col(Change.prev).is_(None),  # an insert
+                sa.or_(col(Change.client_id).is_(None), col(Change.client_id) != device))
+            restored_here = sa.and_(  # this device deleted it, the server kept it
+                col(Change.client_id) == device,
+                col(Change.prev)["echo"].as_string() == "restore")
+            rows = await session.execute(
+                sa.select(col(Change.row_id)).where(
+                    col(Change.entity) == entity, col(Change.row_id).in_(keys),
+                    col(Change.op) == "upsert", col(Change.seq) > since,
+                    sa.or_(inserted_elsewhere, restored_here)))
+            found |= {(entity, str(r)) for r in rows.scalars()}
+    return found
+
+
 @strawberry.type
 class WatermelonQuery:
     @strawberry.field(description="WatermelonDB pullChanges: {changes, timestamp}. "
@@ -105,14 +140,21 @@ class WatermelonQuery:
         cid = f"{client_id or 'watermelon'}:wm"[:128]
         first = not last_pulled_at
         position = None if last_pulled_at is None or first else Position(seq=int(last_pulled_at))
-        changes, timestamp, reset = await _collect(info, cid, position, None)
+        try:
+            changes, timestamp, reset = await _collect(info, cid, position, None)
+        except SyncRequestError as e:
+            raise GraphQLError(e.message, extensions={"code": e.code,
+                                                      "retryable": e.retryable}) from None
+        fresh = first or reset
+        new_here = set() if fresh else await _created_since(
+            info, changes, int(last_pulled_at or 0), cid)
         tables: dict[str, dict[str, list[Any]]] = defaultdict(
             lambda: {"created": [], "updated": [], "deleted": []})
         for c in changes:
             table = TABLES[c.entity]
             if c.op == "UPSERT":
-                tables[table]["created" if first or reset else "updated"].append(
-                    to_record(c.entity, c.data))
+                kind = "created" if fresh or (c.entity, c.id) in new_here else "updated"
+                tables[table][kind].append(to_record(c.entity, c.data))
             else:
                 tables[table]["deleted"].append(c.id)
         plan = cast(dict[str, Any], migration) if isinstance(migration, dict) else None
@@ -128,7 +170,7 @@ class WatermelonQuery:
                     kind = "created" if table in (plan.get("tables") or []) else "updated"
                     tables[table][kind].append(to_record(c.entity, c.data))
         answer: dict[str, Any] = {"changes": dict(tables), "timestamp": timestamp}
-        if reset:
+        if reset and not first:
             answer["experimentalStrategy"] = "replacement"
         return cast(JSON, answer)
 
@@ -165,8 +207,20 @@ class WatermelonMutation:
             for rid in kinds.get("deleted") or []:
                 mutations.append(MutationIn(0, entity, "DELETE", str(rid)))
                 where.append((table, str(rid)))
+        cid = f"{client_id or 'watermelon'}:wm"[:128]
         async with ctx.db.write() as session:
-            outs = await ctx.push.apply(session, ctx.viewer, mutations)
+            try:
+                device = await claim_client(session, cid, ctx.viewer.user_id, lock=True)
+            except SyncRequestError as e:
+                raise GraphQLError(e.message, extensions={"code": e.code}) from None
+            outs = await ctx.push.apply(session, ctx.viewer, mutations, client=device)
+            # Watermelon marks every pushed record synced whatever the answer, so what the
+            # server refused or merged is sent back on the next pull as its current state.
+            echo = ChangeSet(actor_id=ctx.viewer.user_id, client_id=cid)
+            for m, out in zip(mutations, outs, strict=True):
+                if out.status in ("CONFLICT", "REJECTED", "MERGED") and out.data is not None:
+                    echo.echo(spec_of(m.entity), uuid.UUID(m.id), restore=m.op == "DELETE")
+            await flush(session, echo)
         if mutations and ctx.notify is not None:
             ctx.notify()
         rejected = [{"table": t, "id": i, "code": o.error.code, "message": o.error.message}

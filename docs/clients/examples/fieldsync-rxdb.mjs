@@ -205,7 +205,9 @@ export const SERVER_FIELDS = new Set(['id', 'version', 'createdAt', 'updatedAt']
  * is pushed again with the server's document as the assumed master, which applies.
  * - created on the device but the server already has it: the server's document wins;
  * - refused (the server's document is still the device's base version): the server wins;
- * - deleted on the server: the delete wins; deleted on the device: the delete is retried.
+ * - deleted on the server: the delete wins; deleted on the device while the server
+ *   edited it: the edit wins (as the server decides for its own clients).
+ * - isEqual compares whole documents (RxDB's own default does the same).
  */
 export const fieldMergeConflictHandler = {
   isEqual(a, b) {
@@ -219,7 +221,9 @@ export const fieldMergeConflictHandler = {
     // server refused the change (e.g. a rep may not raise a credit limit). Take it, rather
     // than pushing the refused value again and again.
     if (theirs.version === base.version) return theirs;
-    if (mine._deleted) return { ...theirs, _deleted: true };
+    // Deleted here, edited there: the edit wins and the record comes back (the server's
+    // own rule for deletes made on an older version).
+    if (mine._deleted) return theirs;
     const out = { ...theirs };
     for (const key of Object.keys(mine)) {
       if (key.startsWith('_') || SERVER_FIELDS.has(key)) continue;
