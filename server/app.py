@@ -58,12 +58,16 @@ DEFAULT_QUERY = """# Welcome to fieldsync. Sign in first:
 #   mutation { login(email: "manager1@example.com", password: "demo-password") {
 #     ... on LoginSuccess { accessToken } ... on AuthError { code message } } }
 # then put {"Authorization": "Bearer <accessToken>"} in the Headers tab below.
-query MyTeamsAccounts {
+# More ready-to-paste queries: docs/manager-queries.md
+query MyBestCustomers {
   me { email role }
-  accounts(first: 5, sort: NAME) {
+  topCustomers(by: MARGIN, limit: 5) {
+    customers { rank account { name city } revenueCents marginCents orderCount }
+  }
+  accounts(first: 3, sort: NAME) {
     totalCount
-    edges { node { name tier city creditLimitCents balanceCents owner { fullName }
-      orders(first: 3) { orderDate status totalCents } } }
+    edges { node { name tier creditLimitCents balanceCents owner { fullName }
+      orders(first: 2) { orderDate status totalCents } } }
   }
 }
 """

@@ -104,6 +104,21 @@ async def _compact(settings: Settings, days: int) -> None:
           f"{report.results_deleted} stored push results removed")
 
 
+async def _daily(settings: Settings, on: str | None) -> None:
+    from datetime import date
+
+    from schema.jobs.daily import run_daily
+    from server.db import Database, create_engine
+    from sync.model import utcnow
+
+    db = Database(create_engine(settings))
+    try:
+        report = await run_daily(db, date.fromisoformat(on) if on else utcnow().date())
+    finally:
+        await db.dispose()
+    print(report)
+
+
 def export_schema() -> str:
     from schema.graphql.root import build_schema
 
@@ -149,7 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input (for scripts)")
     j = sub.add_parser("jobs", help="maintenance jobs (idempotent; run them from cron)")
-    j.add_argument("job", choices=["compact"])
+    j.add_argument("job", choices=["compact", "daily"],
+                   help="compact: change-log retention; daily: birthday and purchase-"
+                   "anniversary follow-up tasks, routing of qualified unassigned leads")
+    j.add_argument("--date", help="daily: the day to run for (YYYY-MM-DD; default today)")
     j.add_argument("--retention-days", type=int, default=None,
                    help="default: FIELDSYNC_SYNC_TOMBSTONE_RETENTION_DAYS")
     e = sub.add_parser("schema", help="GraphQL schema")
@@ -168,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "user":
         asyncio.run(_create_user(settings, args.email, args.name, args.role, args.manager,
                                  args.password_stdin))
+    elif args.command == "jobs" and args.job == "daily":
+        asyncio.run(_daily(settings, args.date))
     elif args.command == "jobs":
         days = args.retention_days if args.retention_days is not None \
             else settings.sync_tombstone_retention_days

@@ -72,6 +72,8 @@ async def test_thresholds_prune(as_user: Any, baskets: dict[str, Any]) -> None:
     rep1 = await as_user("rep1")
     strict = (await rep1.ok(BASKETS, {"p": PERIOD, "s": 0.3, "c": 0.7}))["basketAnalysis"]
     assert strict["rules"] == []
+    edge = (await rep1.ok(BASKETS, {"p": PERIOD, "s": 0.6, "c": 0.0}))["basketAnalysis"]
+    assert (edge["frequentProductCount"], edge["minOrderCount"]) == (2, 6)  # 6 ≥ 0.6 · 10
     loose = (await rep1.ok(BASKETS, {"p": PERIOD, "s": 0.1, "c": 0.0, "l": 0.0})
              )["basketAnalysis"]
     # salsa (2 orders) joins with its pairs (1 order each, lift 0.83); beer (1 order) alone

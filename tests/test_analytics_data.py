@@ -118,13 +118,15 @@ async def add(db: Database, entity: str, rows: Sequence[dict[str, Any]]) -> list
 
 
 def counting(app: Any) -> list[str]:
-    """Every SQL statement the app runs from now on (transaction control left out)."""
+    """Every SQL statement the app runs from now on (transaction control and session
+    settings left out)."""
     statements: list[str] = []
     engine = app.state.services.db.engine.sync_engine
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE",
+                                     "SET LOCAL")):
             statements.append(statement)
 
     return statements

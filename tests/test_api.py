@@ -133,3 +133,11 @@ async def test_readiness_fails_when_migrations_are_behind(settings, world: World
         r = await c.get("/readyz")
     await app.state.services.db.dispose()
     assert r.status_code == 503 and r.json()["status"] == "migrations pending"
+
+
+async def test_the_explorers_default_query_runs_for_a_manager(as_user, world: World) -> None:
+    from server.app import DEFAULT_QUERY
+
+    manager = await as_user("manager1")
+    body = await manager.ok(DEFAULT_QUERY)
+    assert body["me"]["role"] == "MANAGER" and body["accounts"]["totalCount"] == 4

@@ -44,6 +44,10 @@ def test_seed_twice_says_so_and_jobs_compact(settings: Settings, tmp_path: Path)
     assert "Traceback" not in again.stderr
     compact = fieldsync(settings, "jobs", "compact")
     assert compact.returncode == 0 and "horizon at seq" in compact.stdout
+    daily = fieldsync(settings, "jobs", "daily")
+    again = fieldsync(settings, "jobs", "daily")
+    assert daily.returncode == 0 and again.returncode == 0, daily.stderr
+    assert "0 birthday and 0 anniversary tasks created" in again.stdout  # idempotent
 
 
 def test_schema_export_writes_sdl(settings: Settings, tmp_path: Path) -> None:

@@ -1,12 +1,10 @@
 """Basket analysis: product pairs bought in the same order, as association rules.
 
-An order (CONFIRMED or FULFILLED) is a transaction and a product an item. Two
-statements, both grouped in SQL:
-
-1. the number of transactions N and, per product, the transactions holding it;
-2. per pair of *frequent* products (support ≥ min support — a pair is never more frequent
-   than either of its items, so nothing is lost), the transactions holding both: a
-   self-join of the order lines on the order, `HAVING count ≥ ⌈min support · N⌉`.
+An order (CONFIRMED or FULFILLED) is a transaction and a product an item. One statement,
+grouped in SQL: the number of transactions N; per product, the transactions holding it;
+and per pair of *frequent* products (support ≥ min support — a pair is never more
+frequent than either of its items, so nothing is lost), the transactions holding both: a
+self-join of the order lines on the order, `HAVING count ≥ min support · N`.
 
 Each frequent pair {A, C} gives the rules A → C and C → A, with the usual measures
 (mlxtend's `association_rules` definitions): support = P(A∧C), confidence = P(C|A),
@@ -18,7 +16,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,76 +84,75 @@ def transactions(scope: Scope | Principal | None, period: Period) -> sa.Select[A
     return sold_orders(scope, period).with_only_columns(col(Order.id))
 
 
-async def item_counts(session: AsyncSession, tx: sa.Select[Any]) -> tuple[int, dict[uuid.UUID, int]]:
-    """(N, transactions per product) over the transactions `tx` selects."""
-    total = sa.select(sa.func.count()).select_from(tx.subquery()).scalar_subquery()
-    stmt = (
-        sa.select(col(OrderLine.product_id), sa.func.count(sa.distinct(col(OrderLine.order_id))),
-                  total)
-        .where(col(OrderLine.order_id).in_(tx))
-        .group_by(col(OrderLine.product_id))
-    )
-    rows = (await session.execute(stmt)).all()
-    if not rows:
-        n = (await session.execute(sa.select(total))).scalar_one()
-        return int(n), {}
-    return int(rows[0][2]), {p: int(c) for p, c, _ in rows}
-
-
-async def pair_counts(session: AsyncSession, tx: sa.Select[Any], products: Collection[uuid.UUID],
-                      min_count: int, antecedents: Collection[uuid.UUID] | None = None,
-                      ) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
-    """Transactions per pair of `products` holding both, for pairs with ≥ `min_count`.
-
-    Without `antecedents`, each unordered pair once (first id < second id). With them,
-    ordered pairs (a, b): a from `antecedents`, b from `products` but not `antecedents`.
-    """
-    if not products:
-        return []
-    wanted = set(products) | set(antecedents or ())
-    items = (
-        sa.select(col(OrderLine.order_id), col(OrderLine.product_id)).distinct()
-        .where(col(OrderLine.order_id).in_(tx), col(OrderLine.product_id).in_(sorted(wanted)))
-        .cte("items")
-    )
-    a, b = items.alias("a"), items.alias("b")
-    if antecedents is None:
-        pair = a.c.product_id < b.c.product_id
-        extra: list[Any] = []
-    else:
-        ante = sorted(antecedents)
-        pair = a.c.product_id != b.c.product_id
-        extra = [a.c.product_id.in_(ante), b.c.product_id.not_in(ante)]
-    stmt = (
-        sa.select(a.c.product_id, b.c.product_id.label("other"), sa.func.count())
-        .select_from(a.join(b, sa.and_(a.c.order_id == b.c.order_id, pair)))
-        .where(*extra)
-        .group_by(a.c.product_id, b.c.product_id)
-        .having(sa.func.count() >= min_count)
-    )
-    return [(x, y, int(n)) for x, y, n in (await session.execute(stmt)).all()]
+@dataclass(frozen=True)
+class Counts:
+    transactions: int
+    #: Transactions per frequent product, and per frequent pair (first id < second id).
+    frequent: dict[uuid.UUID, int]
+    pairs: dict[tuple[uuid.UUID, uuid.UUID], int]
+    min_count: int
 
 
 def min_count_for(min_support: float, transactions: int) -> int:
     return max(1, math.ceil(min_support * transactions - 1e-9))
 
 
+async def count_baskets(session: AsyncSession, tx: sa.Select[Any],
+                        min_support: float) -> Counts:
+    """N, frequent products and frequent pairs over the transactions `tx` selects.
+
+    One statement: the (order, product) items are read once (a CTE), products are kept
+    when in ≥ min support · N orders, and only their items are self-joined. Rows come
+    back tagged: (NULL, NULL, N), (product, NULL, count) and (product, product, count).
+    """
+    n = sa.select(sa.func.count()).select_from(tx.subquery()).scalar_subquery()
+    # "≥ min support · N" in floating point, with the same tolerance as min_count_for
+    # (0.3 · 10 is 3.0000000000000004).
+    threshold = sa.literal(min_support, sa.Float) * n - 1e-9
+    items = (
+        sa.select(col(OrderLine.order_id), col(OrderLine.product_id)).distinct()
+        .where(col(OrderLine.order_id).in_(tx)).cte("items")
+    )
+    freq = (
+        sa.select(items.c.product_id, sa.func.count().label("c")).group_by(items.c.product_id)
+        .having(sa.func.count() >= threshold).cte("freq")
+    )
+    kept = sa.select(items).where(items.c.product_id.in_(sa.select(freq.c.product_id))
+                                  ).cte("kept")
+    a, b = kept.alias("a"), kept.alias("b")
+    none = sa.cast(sa.null(), sa.Uuid)
+    stmt = sa.union_all(
+        sa.select(none.label("x"), none.label("y"), n.label("c")),
+        sa.select(freq.c.product_id, none, freq.c.c),
+        sa.select(a.c.product_id, b.c.product_id, sa.func.count())
+        .select_from(a.join(b, sa.and_(a.c.order_id == b.c.order_id,
+                                       a.c.product_id < b.c.product_id)))
+        .group_by(a.c.product_id, b.c.product_id).having(sa.func.count() >= threshold),
+    )
+    total, frequent, pairs = 0, {}, {}
+    for x, y, c in (await session.execute(stmt)).all():
+        if x is None:
+            total = int(c)
+        elif y is None:
+            frequent[x] = int(c)
+        else:
+            pairs[(x, y)] = int(c)
+    return Counts(total, frequent, pairs, min_count_for(min_support, total))
+
+
 async def basket_analysis(session: AsyncSession, scope: Scope | Principal | None, period: Period,
                           min_support: float = 0.01, min_confidence: float = 0.2,
                           min_lift: float = 1.0, limit: int = 50) -> Baskets:
     """Association rules between pairs of products, strongest lift first."""
-    tx = transactions(scope, period)
-    n, counts = await item_counts(session, tx)
-    min_count = min_count_for(min_support, n)
-    frequent = {p: c for p, c in counts.items() if c >= min_count}
-    pairs = await pair_counts(session, tx, frequent, min_count) if len(frequent) > 1 else []
+    counts = await count_baskets(session, transactions(scope, period), min_support)
+    n, frequent = counts.transactions, counts.frequent
     rules: list[Rule] = []
-    for x, y, both in pairs:
+    for (x, y), both in counts.pairs.items():
         for ante, cons in ((x, y), (y, x)):
             rule = Rule(ante, cons, both, frequent[ante], frequent[cons], n)
             if rule.confidence >= min_confidence and rule.lift >= min_lift:
                 rules.append(rule)
     rules.sort(key=lambda r: (-r.lift, -r.confidence, -r.both, str(r.antecedent_id),
                               str(r.consequent_id)))
-    return Baskets(period, n, frequent, rules[:limit], min_count)
+    return Baskets(period, n, frequent, rules[:limit], counts.min_count)
 

@@ -1,9 +1,9 @@
 """The customer 360 ("screen pop", crm-domain.md §4.7): one account, every angle.
 
-One function per block, one SQL statement each, every one through the scope rule; the
-GraphQL type calls only those whose fields were asked for. Money follows the credit
-check in schema/orders/sync.py: exposure = open invoice amounts + orders SUBMITTED,
-CONFIRMED or FULFILLED that are not invoiced yet.
+One function per block, one SQL statement each (money: two), every one through the
+scope rule; the GraphQL type calls only those whose fields were asked for. Money follows
+the credit check in schema/orders/sync.py: exposure = open invoice amounts + the orders
+it counts (EXPOSED: submitted, confirmed or fulfilled) that are not invoiced yet.
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from schema.accounts.tables import Account, Contact
 from schema.activities.tables import Task, VisitNote
 from schema.analytics.common import Period, sold_orders
 from schema.billing.tables import Invoice
-from schema.enums import CaseCategory, CasePriority, CaseStatus, InvoiceStatus, OrderStatus
+from schema.enums import CaseCategory, CasePriority, CaseStatus, InvoiceStatus
+from schema.orders.sync import EXPOSED
 from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal, readable
 from schema.service.tables import Case
 from sync.model import table_of
 
 Row = sa.RowMapping
-#: Statuses whose totals count against the credit line until invoiced (as the credit check).
-EXPOSED = (OrderStatus.SUBMITTED, OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
 #: Open cases flagged in the screen pop: billing complaints, escalations, high priority,
 #: and anything opened in the last week.
 FLAG_CATEGORIES = (CaseCategory.WRONG_INVOICE, CaseCategory.PRICING)

@@ -135,6 +135,14 @@ class Customer360:
     async def exposure_cents(self, info: Info) -> Cents:
         return Cents((await self._money(info)).exposure_cents)
 
+    @strawberry.field(description="0: no credit line.")
+    def credit_limit_cents(self) -> Cents:
+        return Cents(int(self._row["credit_limit_cents"]))
+
+    @strawberry.field(description="Days an invoice may stay unpaid.")
+    def payment_terms_days(self) -> int:
+        return int(self._row["payment_terms_days"])
+
     @strawberry.field(description="Credit limit minus exposure; null without a credit line.")
     async def credit_available_cents(self, info: Info) -> Cents | None:
         limit = int(self._row["credit_limit_cents"])

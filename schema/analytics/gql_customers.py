@@ -7,7 +7,6 @@ import enum
 import json
 import uuid
 from datetime import date
-from typing import Any
 
 import sqlalchemy as sa
 import strawberry
@@ -16,16 +15,7 @@ from strawberry.types import Info
 
 from schema.analytics import gql_common as G
 from schema.analytics.customers import CustomerRank, TopCustomers
-from schema.analytics.rfm import (
-    SEGMENT_RULES,
-    RfmScore,
-    RfmWindow,
-    Segment,
-    SegmentCount,
-    in_scope,
-    scored,
-    to_score,
-)
+from schema.analytics.rfm import SEGMENT_RULES, RfmScore, RfmWindow, Segment, segment_counts
 from schema.graphql import types as T
 from schema.graphql.pagination import Connection, Edge, PageInfo
 from schema.graphql.scalars import Cents
@@ -171,38 +161,29 @@ class CustomerSegments:
     account_count: int
     revenue_cents: Cents
     segments: list[SegmentSummary]
-    _window: strawberry.Private[RfmWindow]
+    _members: strawberry.Private[list[RfmScore]]
 
     @strawberry.field(description="Scored accounts, highest monetary value first.")
-    async def members(self, info: Info, segment: RfmSegment | None = None,  # type: ignore[valid-type]
-                      first: int | None = 50, after: str | None = None,
-                      ) -> Connection[RfmScoreType]:
+    def members(self, info: Info, segment: RfmSegment | None = None,  # type: ignore[valid-type]
+                first: int | None = 50, after: str | None = None) -> Connection[RfmScoreType]:
         ctx = info.context
         size = ctx.max_page if first is None else G.limit_of(first, "first", ctx.max_page)
-        rfm = scored(self._window)
-        stmt = in_scope(rfm, ctx.me)
-        if segment is not None:
-            stmt = stmt.where(rfm.c.segment == Segment(segment).value)
-        page = stmt.subquery("members")
-        # The counts are known already: totalCount need not score the company again.
-        known = sum(s.account_count for s in self.segments
-                    if segment is None or s.segment is Segment(segment))
-        count = sa.select(sa.literal(known))
-        keyset = sa.select(page)
+        rows = [s for s in self._members if segment is None or s.segment is Segment(segment)]
+        start = 0
         if after:
-            monetary, last = _cursor(after)
-            keyset = keyset.where(sa.tuple_(page.c.monetary, page.c.account_id)
-                                  < (monetary, last))
-        keyset = keyset.order_by(page.c.monetary.desc(), page.c.account_id.desc()).limit(size + 1)
-        rows = list((await G.serialized(info, lambda: ctx.session.execute(keyset))).mappings())
-        edges = [Edge(cursor=_encode(r), node=rfm_score(to_score(r))) for r in rows[:size]]
+            last = _cursor(after)
+            start = next((i for i, s in enumerate(rows)
+                          if (s.monetary_cents, s.account_id) < last), len(rows))
+        page = rows[start:start + size]
+        edges = [Edge(cursor=_encode(s), node=rfm_score(s)) for s in page]
         return Connection(edges=edges, page_info=PageInfo(
-            has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None),
-            _count=count, _session=ctx.session)
+            has_next_page=start + size < len(rows),
+            end_cursor=edges[-1].cursor if edges else None),
+            _count=sa.select(sa.literal(len(rows))), _session=ctx.session)
 
 
-def _encode(row: Any) -> str:
-    raw = json.dumps([int(row["monetary"]), str(row["account_id"])]).encode()
+def _encode(score: RfmScore) -> str:
+    raw = json.dumps([score.monetary_cents, str(score.account_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
@@ -214,8 +195,10 @@ def _cursor(value: str) -> tuple[int, uuid.UUID]:
         raise GraphQLError("invalid `after` cursor", extensions={"code": "BAD_CURSOR"}) from None
 
 
-def customer_segments(window: RfmWindow, counts: list[SegmentCount]) -> CustomerSegments:
-    accounts = sum(c.accounts for c in counts)
+def customer_segments(window: RfmWindow, members: list[RfmScore]) -> CustomerSegments:
+    """`members`: the caller's scored accounts, ranked (schema.analytics.rfm.ranked)."""
+    counts = segment_counts(members)
+    accounts = len(members)
     revenue = sum(c.monetary_cents for c in counts)
     rules = dict(SEGMENT_RULES)
     return CustomerSegments(
@@ -226,4 +209,4 @@ def customer_segments(window: RfmWindow, counts: list[SegmentCount]) -> Customer
                                  revenue_cents=Cents(c.monetary_cents),
                                  revenue_share=c.monetary_cents / revenue if revenue else 0.0)
                   for c in counts],
-        _window=window)
+        _members=members)

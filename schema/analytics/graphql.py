@@ -43,8 +43,9 @@ from schema.analytics.gql_sales import (
     SalesVolumeResult,
     sales_volume_result,
 )
+from schema.analytics.models import rfm_scores
 from schema.analytics.recommend import recommend
-from schema.analytics.rfm import RfmWindow, account_score, segment_counts
+from schema.analytics.rfm import RfmScore, RfmWindow, ranked, visible
 from schema.analytics.volume import Compare, Dimension, Wanted, sales_volume
 from schema.jobs.routing import plan_routing
 
@@ -74,13 +75,18 @@ class AnalyticsQuery:
         return top_customers_result(result, me.privileged)
 
     @strawberry.field(description="RFM scores and named segments of your accounts, as of "
-                      "`asOf` (default today) over a window of `months` months.")
+                      "`asOf` (default today) over a window of `months` months. Scores are "
+                      "fitted on the whole company and kept a few minutes.")
     async def customer_segments(self, info: Info, as_of: date | None = None,
                                 months: int = 12) -> CustomerSegments:
         window = RfmWindow(as_of or G.today(), G.months_of(months))
-        counts = await G.serialized(info, lambda: segment_counts(
-            info.context.session, info.context.me, window))
-        return customer_segments(window, counts)
+        session, me = info.context.session, info.context.me
+
+        async def run() -> list[RfmScore]:
+            model = await rfm_scores(session, window)
+            return ranked(model.scores.values(), await visible(session, me))
+
+        return customer_segments(window, await G.serialized(info, run))
 
     @strawberry.field(description="One account's RFM scores and segment (null: not in your "
                       "scope, or no sale in the lookback).")
@@ -89,8 +95,14 @@ class AnalyticsQuery:
                                ) -> RfmScoreType | None:
         window = RfmWindow(as_of or G.today(), G.months_of(months))
         key = G.required_uid(account_id)
-        score = await G.serialized(info, lambda: account_score(
-            info.context.session, info.context.me, window, key))
+        session, me = info.context.session, info.context.me
+
+        async def run() -> RfmScore | None:
+            if not await visible(session, me, key):
+                return None
+            return (await rfm_scores(session, window)).scores.get(key)
+
+        score = await G.serialized(info, run)
         return None if score is None else rfm_score(score)
 
     @strawberry.field(description="Association rules between products bought in the same "
@@ -138,7 +150,9 @@ class AnalyticsQuery:
         wanted = Wanted(rows=bool({"rows", "groupCount"} & asked), totals="totals" in asked,
                         previous_rows=bool({"rows.previous", "rows.revenueChange"} & asked),
                         previous_totals="previousTotals" in asked,
-                        quantity=any(path.endswith("quantity") for path in asked))
+                        quantities=("rows.current.quantity" in asked, "totals.quantity" in asked,
+                                    "rows.previous.quantity" in asked,
+                                    "previousTotals.quantity" in asked))
         result = await G.scoped(info, lambda scope: sales_volume(
             info.context.session, scope, G.period_of(period), dims, filters, Compare(compare_to),
             G.limit_of(limit, "limit", 5000), wanted))

@@ -1,12 +1,14 @@
-"""Company-wide models the screen pop reads: basket rules and RFM scores, as of yesterday.
+"""Company-wide models: basket rules and RFM scores.
 
 Both are fitted on every sale of the company (they name products or score accounts, and
-what a caller sees of them is still cut to their scope), and fitting them reads a year of
-order lines: seconds at the large demo size, far too slow for a screen pop. So each server
-process keeps the fitted model per database and day for `TTL` seconds, the way
-crm-domain.md §6 plans an `association_rule` table and a nightly `account_rfm_snapshot`.
-Models end yesterday, so what reps sync today does not move them; the TTL picks up
-back-dated orders. Concurrent requests that miss wait for one fit instead of each fitting.
+what a caller sees of them is still cut to their scope), and fitting them reads up to two
+years of orders or order lines: seconds at the large demo size, far too slow for a screen
+pop. So each server process keeps a fitted model per database and window for `TTL`
+seconds, the way crm-domain.md §6 plans an `association_rule` table and a nightly
+`account_rfm_snapshot`. The screen pop's models end yesterday, so what reps sync today
+does not move them; the TTL picks up back-dated orders. RFM windows ending today (the
+segments screen's default) are refitted after `FRESH_TTL`. Concurrent requests that miss
+wait for one fit instead of each fitting.
 
 Follow-up (needs a migration): persist both in tables filled by `fieldsync jobs daily`,
 so a fresh process does not pay the first fit.
@@ -26,11 +28,16 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.analytics.baskets import Rule, item_counts, min_count_for, pair_counts, transactions
+from schema.analytics.baskets import Rule, count_baskets, transactions
 from schema.analytics.common import Period
 from schema.analytics.rfm import RfmScore, RfmWindow, scored, to_score
+from sync.model import utcnow
 
 TTL = 3600.0
+#: Models whose window ends today follow today's sales more closely.
+FRESH_TTL = 300.0
+#: Models kept per database (the least recently fitted goes first).
+MAX_MODELS = 16
 #: Days of sales the basket rules are fitted on, and their minimum support.
 BASKET_DAYS = 180
 BASKET_MIN_SUPPORT = 0.005
@@ -81,11 +88,13 @@ def _database(session: AsyncSession) -> Any:
 
 
 async def cached(session: AsyncSession, key: tuple[Any, ...],
-                 fit: Callable[[], Awaitable[M]]) -> M:
+                 fit: Callable[[], Awaitable[M]], ttl: float = TTL) -> M:
     slots = _slots.setdefault(_database(session), {})
+    if key not in slots and len(slots) >= MAX_MODELS:
+        del slots[min(slots, key=lambda k: slots[k].at)]
     slot = slots.setdefault(key, _Slot())
     async with slot.lock:
-        if slot.value is None or time.monotonic() - slot.at > TTL:
+        if slot.value is None or time.monotonic() - slot.at > ttl:
             slot.value, slot.at = await fit(), time.monotonic()
         value: M = slot.value
         return value
@@ -98,12 +107,8 @@ def forget(session: AsyncSession) -> None:
 
 async def fit_basket_model(session: AsyncSession, period: Period,
                            min_support: float = BASKET_MIN_SUPPORT) -> BasketModel:
-    tx = transactions(None, period)
-    n, counts = await item_counts(session, tx)
-    min_count = min_count_for(min_support, n)
-    frequent = {p: c for p, c in counts.items() if c >= min_count}
-    pairs = await pair_counts(session, tx, frequent, min_count) if len(frequent) > 1 else []
-    return BasketModel(period, n, frequent, {(a, b): both for a, b, both in pairs})
+    counts = await count_baskets(session, transactions(None, period), min_support)
+    return BasketModel(period, counts.transactions, counts.frequent, counts.pairs)
 
 
 async def basket_model(session: AsyncSession, today: date) -> BasketModel:
@@ -116,6 +121,13 @@ async def fit_rfm_model(session: AsyncSession, window: RfmWindow) -> RfmModel:
     return RfmModel(window, {r["account_id"]: to_score(r) for r in rows})
 
 
+async def rfm_scores(session: AsyncSession, window: RfmWindow) -> RfmModel:
+    """Every scored account of the company for `window` (kept `TTL`, or `FRESH_TTL` when
+    the window ends today or later)."""
+    ttl = FRESH_TTL if window.as_of >= utcnow().date() else TTL
+    return await cached(session, ("rfm", window), lambda: fit_rfm_model(session, window), ttl)
+
+
 async def rfm_model(session: AsyncSession, today: date) -> RfmModel:
-    window = RfmWindow(today - timedelta(days=1))
-    return await cached(session, ("rfm", window), lambda: fit_rfm_model(session, window))
+    """The RFM scores as of yesterday, for the screen pop."""
+    return await rfm_scores(session, RfmWindow(today - timedelta(days=1)))

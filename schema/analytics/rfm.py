@@ -9,13 +9,17 @@
   with frequencies 1…10 score 1,1,2,2,3,3,4,4,5,5.
 * Segments, first matching rule wins (`SEGMENT_RULES`).
 
-What a caller sees of it (members, counts, revenue shares) is limited to their scope.
+`scored()` is the SQL (one statement, window functions); schema.analytics.models keeps its
+result per window. What a caller sees of it (members, counts, revenue shares) is limited
+to their scope.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -113,18 +117,25 @@ def scored(window: RfmWindow) -> sa.Subquery:
     return sa.select(scores, segment.label("segment")).subquery("rfm")
 
 
-def visible_accounts(principal: Principal) -> sa.Select[Any]:
-    return readable(sa.select(col(Account.id)), Account, principal)
-
-
-def in_scope(rfm: sa.Subquery, principal: Principal) -> sa.Select[Any]:
-    return sa.select(rfm).where(rfm.c.account_id.in_(visible_accounts(principal)))
-
-
 def to_score(row: Any) -> RfmScore:
     return RfmScore(row["account_id"], row["first_order"], row["last_order"],
                     int(row["recency_days"]), int(row["frequency"]), int(row["monetary"]),
                     int(row["r"]), int(row["f"]), int(row["m"]), Segment(row["segment"]))
+
+
+async def visible(session: AsyncSession, principal: Principal,
+                  account_id: uuid.UUID | None = None) -> set[uuid.UUID]:
+    """The accounts (or the one account) the principal may read, through the scope rule."""
+    stmt = readable(sa.select(col(Account.id)), Account, principal)
+    if account_id is not None:
+        stmt = stmt.where(col(Account.id) == account_id)
+    return set((await session.execute(stmt)).scalars())
+
+
+def ranked(scores: Iterable[RfmScore], accounts: set[uuid.UUID]) -> list[RfmScore]:
+    """The scores of `accounts`, highest monetary value first (then by account id)."""
+    mine = [s for s in scores if s.account_id in accounts]
+    return sorted(mine, key=lambda s: (s.monetary_cents, s.account_id), reverse=True)
 
 
 @dataclass(frozen=True)
@@ -134,19 +145,10 @@ class SegmentCount:
     monetary_cents: int
 
 
-async def segment_counts(session: AsyncSession, principal: Principal,
-                         window: RfmWindow) -> list[SegmentCount]:
-    mine = in_scope(scored(window), principal).subquery("mine")
-    stmt = sa.select(mine.c.segment, sa.func.count(), sa.func.sum(mine.c.monetary)).group_by(
-        mine.c.segment)
-    found = {Segment(s): SegmentCount(Segment(s), int(n), int(v or 0))
-             for s, n, v in (await session.execute(stmt)).all()}
-    return [found.get(s, SegmentCount(s, 0, 0)) for s, _ in SEGMENT_RULES]
-
-
-async def account_score(session: AsyncSession, principal: Principal, window: RfmWindow,
-                        account_id: uuid.UUID) -> RfmScore | None:
-    rfm = scored(window)
-    stmt = in_scope(rfm, principal).where(rfm.c.account_id == account_id)
-    row = (await session.execute(stmt)).mappings().first()
-    return None if row is None else to_score(row)
+def segment_counts(scores: Iterable[RfmScore]) -> list[SegmentCount]:
+    accounts: Counter[Segment] = Counter()
+    money: Counter[Segment] = Counter()
+    for s in scores:
+        accounts[s.segment] += 1
+        money[s.segment] += s.monetary_cents
+    return [SegmentCount(seg, accounts[seg], money[seg]) for seg, _ in SEGMENT_RULES]

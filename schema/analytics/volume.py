@@ -119,30 +119,40 @@ def _dimension_column(d: Dimension, o: Any) -> Any:
 
 def per_order(scope: Scope | Principal, period: Period, filters: SalesFilter,
               dims: Sequence[Dimension], quantity: bool = True) -> sa.Subquery:
-    """Sales summed per order and group: one row per (group, order).
+    """Sales per order and group: one row per (group, order).
 
     Summing per order first lets the outer query count orders with count(*) and leaves
-    count(DISTINCT) only for customers, over a fifth of the rows: the plan is a hash
-    aggregate instead of sorting every line (a sort that spills to disk on PostgreSQL's
-    default work_mem and dominates on SQLite). When nothing needs the lines (no product
-    dimension or filter, no quantity), the order's own totals are used: the server
-    computes them from the lines, so they are the same sums for a fifth of the reading.
+    count(DISTINCT) only for customers, over a fifth of the rows. Only product
+    dimensions and filters need the lines themselves; otherwise the order's own totals
+    are used (the server computes them from the lines: the same sums), and quantities,
+    when asked for, are summed per order from the lines alone.
     """
     o = sold_orders(scope, period).subquery("o")
-    by_line = quantity or bool(filters.product_ids or filters.categories
-                               or {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims))
+    by_line = bool(filters.product_ids or filters.categories
+                   or {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims))
     src: Any = sa.join(OrderLine, o, o.c.id == col(OrderLine.order_id)) if by_line else o
+    if by_line:
+        measures = [
+            sa.func.sum(col(OrderLine.line_total_cents)).label("revenue"),
+            sa.func.sum(col(OrderLine.quantity) * col(OrderLine.unit_cost_cents)).label("cost"),
+            sa.func.sum(col(OrderLine.quantity)).label("quantity"),
+        ]
+    else:
+        qty: Any = sa.literal(0)
+        if quantity:
+            units = (sa.select(col(OrderLine.order_id), sa.func.sum(col(OrderLine.quantity))
+                               .label("units"))
+                     .where(col(OrderLine.order_id).in_(sa.select(o.c.id)))
+                     .group_by(col(OrderLine.order_id)).subquery("units"))
+            src = src.join(units, units.c.order_id == o.c.id)
+            qty = units.c.units
+        measures = [o.c.total_cents.label("revenue"), o.c.cost_cents.label("cost"),
+                    qty.label("quantity")]
     if filters.needs_account or _NEEDS_ACCOUNT & set(dims):
         src = src.join(Account, col(Account.id) == o.c.account_id)
     if filters.categories or Dimension.CATEGORY in dims:
         src = src.join(Product, col(Product.id) == col(OrderLine.product_id))
     keys = [_dimension_column(d, o).label(d.value) for d in dims]
-    measures = [
-        sa.func.sum(col(OrderLine.line_total_cents)).label("revenue"),
-        sa.func.sum(col(OrderLine.quantity) * col(OrderLine.unit_cost_cents)).label("cost"),
-        sa.func.sum(col(OrderLine.quantity)).label("quantity"),
-    ] if by_line else [o.c.total_cents.label("revenue"), o.c.cost_cents.label("cost"),
-                       sa.literal(0).label("quantity")]
     stmt = sa.select(*keys, o.c.id.label("order_id"), o.c.account_id.label("customer"),
                      *measures).select_from(src)
     for values, column in ((filters.territory_ids, col(Account.territory_id)),
@@ -213,7 +223,8 @@ class Wanted:
     totals: bool = True
     previous_rows: bool = True
     previous_totals: bool = True
-    quantity: bool = True
+    #: Quantities (a read of the order lines) for each of the four parts above.
+    quantities: tuple[bool, bool, bool, bool] = (True, True, True, True)
 
 
 async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: Period,
@@ -223,12 +234,13 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
     dims = tuple(dict.fromkeys(dims))
     previous = {Compare.PREVIOUS_PERIOD: period.previous, Compare.PREVIOUS_YEAR:
                 period.previous_year}.get(compare, lambda: None)()
-    q = wanted.quantity
-    current = await aggregate(session, scope, period, filters, dims, q) \
+    q_rows, q_totals, q_previous_rows, q_previous_totals = wanted.quantities
+    current = await aggregate(session, scope, period, filters, dims, q_rows) \
         if wanted.rows else {}
     totals = Measures()
     if wanted.totals:
-        totals = (await aggregate(session, scope, period, filters, (), q)).get((), totals)
+        totals = (await aggregate(session, scope, period, filters, (), q_totals)).get(
+            (), totals)
     result = SalesVolume(period, previous, dims, totals, None, group_count=len(current))
     before: dict[tuple[Any, ...], Measures] = {}
     if previous is not None:
@@ -236,13 +248,13 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
             months = (period.start.year * 12 + period.start.month) - (
                 previous.start.year * 12 + previous.start.month)
             for key, m in (await aggregate(session, scope, previous, filters, dims,
-                                           q)).items():
+                                           q_previous_rows)).items():
                 if (moved := _shift(dims, key, months)) is not None:
                     before[moved] = m
         result.previous_totals = Measures()
         if wanted.previous_totals:
             result.previous_totals = (await aggregate(
-                session, scope, previous, filters, (), q)).get((), Measures())
+                session, scope, previous, filters, (), q_previous_totals)).get((), Measures())
     rows = [VolumeRow(dict(zip(dims, key, strict=True)), m,
                       before.get(key, Measures()) if previous is not None else None)
             for key, m in current.items()]

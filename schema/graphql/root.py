@@ -9,6 +9,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.analytics.graphql import AnalyticsQuery
 from schema.dialects.rxdb import RxMutation, RxQuery, RxSubscription
 from schema.dialects.watermelon import WatermelonMutation, WatermelonQuery
 from schema.graphql import types as T
@@ -18,7 +19,8 @@ from schema.graphql.queries import Query as EntityQuery
 from schema.graphql.scalars import SCALARS
 from schema.graphql.sync_api import SyncMutation, SyncQuery, SyncSubscription
 
-Query = merge_types("Query", (EntityQuery, SyncQuery, RxQuery, WatermelonQuery))
+Query = merge_types("Query", (EntityQuery, AnalyticsQuery, SyncQuery, RxQuery,
+                               WatermelonQuery))
 Mutation = merge_types("Mutation", (AuthMutation, EntityMutation, LeadMutation, SyncMutation,
                                     RxMutation,
                                     WatermelonMutation))
