@@ -83,7 +83,9 @@ class _State:
 
 def _reject(m: MutationIn, code: str, message: str, fld: str | None = None,
             data: dict[str, Any] | None = None) -> MutationOut:
-    return MutationOut(m.mutation_id, "REJECTED", m.id, None, data, None,
+    # When the server's record comes back, so does its version: the device stores both.
+    version = data.get("version") if data else None
+    return MutationOut(m.mutation_id, "REJECTED", m.id, version, data, None,
                        SyncError(code, message, fld, False))
 
 
