@@ -8,6 +8,7 @@ survived without restarting fieldsync.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -84,10 +85,17 @@ class Database:
     otherwise; services never commit.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, concurrent_writes: int | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._writer = engine.execution_options(sqlite_immediate=True)
+        # Write transactions end serialised on the change-log head anyway; letting more of
+        # them start than there are connections only exhausts the pool, so a burst of
+        # pushes would fail with UNAVAILABLE instead of queueing here, in order.
+        pool_size = getattr(engine.pool, "size", lambda: 1)()
+        self._write_slots = concurrent_writes or (1 if self.dialect == "sqlite"
+                                                  else max(1, pool_size - 2))
+        self._gate: asyncio.Semaphore | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -96,7 +104,11 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self._writer, expire_on_commit=False) as session, session.begin():
+        """Never nest: a write unit of work must not open another one."""
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._write_slots)
+        async with self._gate, AsyncSession(self._writer, expire_on_commit=False) as session, \
+                session.begin():
             yield session
 
     async def dispose(self) -> None:

@@ -76,6 +76,10 @@ async def test_revenue_shares_and_concentration(as_user: Any, sales: None) -> No
     assert first["marginRate"] == pytest.approx(0.9)
     assert top["top10PctRevenueShare"] == pytest.approx(10000 / 22000)  # ceil(0.4) = 1
     assert top["top30PctRevenueShare"] == pytest.approx(15000 / 22000)  # ceil(1.2) = 2
+    only_totals = (await (await as_user("admin")).ok(
+        """{ topCustomers(period: {start: "2026-06-01", end: "2026-06-14"}, limit: 0) {
+             customerCount revenueCents customers { rank } } }"""))["topCustomers"]
+    assert only_totals == {"customerCount": 4, "revenueCents": 22000, "customers": []}
 
 
 async def test_a_rep_sees_own_accounts_without_margins(as_user: Any, sales: None) -> None:

@@ -90,9 +90,11 @@ async def top_customers(session: AsyncSession, scope: Scope | Principal, period:
     shares = sa.select(
         ranked, sa.func.sum(top10).over().label("top10"), sa.func.sum(top30).over().label("top30"),
     ).subquery("shares")
-    stmt = sa.select(shares).where(shares.c.rn <= limit).order_by(shares.c.rn)
+    # At least one row, which carries the totals even when `limit` is 0.
+    stmt = sa.select(shares).where(shares.c.rn <= max(limit, 1)).order_by(shares.c.rn)
     rows = list((await session.execute(stmt)).mappings())
     first = rows[0] if rows else None
+    rows = rows[:limit]
     return TopCustomers(
         period=period, by=by,
         customers=[CustomerRank(int(r["rn"]), r["account_id"], int(r["rev"]), int(r["cost"]),

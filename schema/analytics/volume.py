@@ -122,32 +122,21 @@ def per_order(scope: Scope | Principal, period: Period, filters: SalesFilter,
     """Sales per order and group: one row per (group, order).
 
     Summing per order first lets the outer query count orders with count(*) and leaves
-    count(DISTINCT) only for customers, over a fifth of the rows. Only product
-    dimensions and filters need the lines themselves; otherwise the order's own totals
-    are used (the server computes them from the lines: the same sums), and quantities,
-    when asked for, are summed per order from the lines alone.
+    count(DISTINCT) only for customers, over a fifth of the rows. Only quantities and
+    product dimensions or filters need the order lines: otherwise each order's own totals
+    are used (the server computes them from its lines, so they are the same sums) and the
+    lines, five times as many rows, are not read at all.
     """
     o = sold_orders(scope, period).subquery("o")
-    by_line = bool(filters.product_ids or filters.categories
-                   or {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims))
+    by_line = quantity or bool(filters.product_ids or filters.categories
+                               or {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims))
     src: Any = sa.join(OrderLine, o, o.c.id == col(OrderLine.order_id)) if by_line else o
-    if by_line:
-        measures = [
-            sa.func.sum(col(OrderLine.line_total_cents)).label("revenue"),
-            sa.func.sum(col(OrderLine.quantity) * col(OrderLine.unit_cost_cents)).label("cost"),
-            sa.func.sum(col(OrderLine.quantity)).label("quantity"),
-        ]
-    else:
-        qty: Any = sa.literal(0)
-        if quantity:
-            units = (sa.select(col(OrderLine.order_id), sa.func.sum(col(OrderLine.quantity))
-                               .label("units"))
-                     .where(col(OrderLine.order_id).in_(sa.select(o.c.id)))
-                     .group_by(col(OrderLine.order_id)).subquery("units"))
-            src = src.join(units, units.c.order_id == o.c.id)
-            qty = units.c.units
-        measures = [o.c.total_cents.label("revenue"), o.c.cost_cents.label("cost"),
-                    qty.label("quantity")]
+    measures = [
+        sa.func.sum(col(OrderLine.line_total_cents)).label("revenue"),
+        sa.func.sum(col(OrderLine.quantity) * col(OrderLine.unit_cost_cents)).label("cost"),
+        sa.func.sum(col(OrderLine.quantity)).label("quantity"),
+    ] if by_line else [o.c.total_cents.label("revenue"), o.c.cost_cents.label("cost"),
+                       sa.literal(0).label("quantity")]
     if filters.needs_account or _NEEDS_ACCOUNT & set(dims):
         src = src.join(Account, col(Account.id) == o.c.account_id)
     if filters.categories or Dimension.CATEGORY in dims:
