@@ -41,6 +41,9 @@ class Hooks:
     async def finish(self, session: AsyncSession, ctx: Any) -> None:
         return None
 
+    def observe(self, ctx: Any, entity: str, row: Mapping[str, Any]) -> None:
+        return None
+
 
 class ReferenceHooks(Hooks):
     """Reference data (catalogue, prices, invoices, territories): managers and admins

@@ -102,7 +102,7 @@ class CorrelatedMaskErrors(MaskErrors):
         log.error("unexpected error (ref %s) at %s", ref, error.path, exc_info=error.original_error)
         return GraphQLError(f"internal error (ref {ref})", nodes=error.nodes, source=error.source,
                             positions=error.positions, path=error.path,
-                            extensions={"code": "INTERNAL", "ref": ref})
+                            extensions={"code": "INTERNAL", "ref": ref, "retryable": True})
 
 
 def is_unavailable(exc: BaseException | None) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -147,6 +147,8 @@ class _WithUnitOfWorkStack:
             async with AsyncExitStack() as stack:
                 scope["fieldsync.stack"] = stack
                 await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.info("client went away mid-request; nothing was applied")
         except Exception as exc:
             # Authentication reads the database before GraphQL runs; when every pooled
             # connection is busy (or the database is down) say "retry", not 500.

@@ -512,6 +512,8 @@ class PushEngine:
             self._remember(state, key, row, children, 1, {}, p.hlc, client_id)
             # Later mutations of this batch may point at the new row.
             state.ref_keys[(spec.table.name, p.row_id)] = scope
+            for name, other_ctx in state.ctx.items():
+                self.registry[name].hooks.observe(other_ctx, spec.name, row)
             if spec.holder_of is not None:
                 changes.add_key(p.row_id, spec.holder_of(row), spec.root_kind)
                 state.visible.add(p.row_id)

@@ -88,6 +88,9 @@ class EntityHooks(Protocol):
     async def finish(self, session: AsyncSession, ctx: Any) -> None:
         """Write derived, unsynced rows (e.g. history) after the batch was flushed."""
 
+    def observe(self, ctx: Any, entity: str, row: Mapping[str, Any]) -> None:
+        """See a row created earlier in the same batch (an order's new account)."""
+
 
 @dataclass
 class EntitySpec:

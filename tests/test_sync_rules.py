@@ -391,3 +391,15 @@ async def test_edits_queued_for_a_reassigned_lead_become_conflicts(as_user: Any,
     rep2 = await as_user("rep2")
     seen = await rep2.ok("{ conflicts { recordId rule client } }")
     assert {"recordId": lead, "rule": "scope-moved", "client": {"phone": "+1"}} in seen["conflicts"]
+
+
+async def test_prospect_contact_and_order_in_one_push(as_user: Any, world: World) -> None:
+    phone = Device(await as_user("rep1"), "phone")
+    acc, contact = str(uuid.uuid4()), str(uuid.uuid4())
+    results = await phone.push_ok(
+        phone.m("account", "CREATE", acc, {"name": "New prospect"}),
+        phone.m("contact", "CREATE", contact, {"accountId": acc, "firstName": "A",
+                                               "lastName": "B"}),
+        phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "contactId": contact,
+            "lines": [{"productId": str(world.products["chips"]), "quantity": 2}]}))
+    assert [r["status"] for r in results] == ["APPLIED", "APPLIED", "APPLIED"], results

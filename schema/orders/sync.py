@@ -131,6 +131,10 @@ class OrderHooks(Hooks):
                           for e in (await session.execute(entries)).scalars()]
         return ctx
 
+    def observe(self, ctx: OrderCtx, entity: str, row: Mapping[str, Any]) -> None:
+        if entity == "account":  # a prospect created earlier in the same push
+            ctx.accounts[row["id"]] = row  # type: ignore[assignment]
+
     def defaults(self, viewer: Viewer, values: dict[str, Any]) -> dict[str, Any]:
         values.setdefault("status", OrderStatus.SUBMITTED)
         values.setdefault("order_date", utcnow().date())
