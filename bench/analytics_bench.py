@@ -142,15 +142,6 @@ async def ensure_seeded(url: str, size: str) -> dict[str, Any]:
 
 
 def _app(url: str) -> Any:
-    from strawberry.tools import merge_types
-
-    from schema.graphql import root
-
-    fields = root.Query.__strawberry_definition__.fields  # type: ignore[attr-defined]
-    if not any(f.python_name == "customer360" for f in fields):
-        from schema.analytics.graphql import AnalyticsQuery
-
-        root.Query = merge_types("Query", (root.Query, AnalyticsQuery))  # type: ignore[misc]
     from server.app import create_app
 
     return create_app(Settings(database_url=url, jwt_secret=JWT_SECRET))

@@ -16,12 +16,11 @@ from tests.test_analytics_data import (
     add,
     add_products,
     add_sales,
-    app,
     as_user,
     counting,
 )
 
-__all__ = ["app", "as_user"]
+__all__ = ["as_user"]
 
 FULL = """query($a: ID!, $d: Date!) { customer360(accountId: $a, asOf: $d) {
   account { name } asOf balanceCents overdueCents oldestOverdueDays exposureCents

@@ -9,9 +9,9 @@ import pytest
 
 from server.db import Database
 from tests.conftest import World
-from tests.test_analytics_data import TODAY, Line, Sale, add_products, add_sales, app, as_user
+from tests.test_analytics_data import TODAY, Line, Sale, add_products, add_sales, as_user
 
-__all__ = ["app", "as_user"]
+__all__ = ["as_user"]
 
 BASKETS = """query($p: PeriodInput, $s: Float!, $c: Float!, $l: Float! = 1.0) {
   basketAnalysis(period: $p, minSupport: $s, minConfidence: $c, minLift: $l) {

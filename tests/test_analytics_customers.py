@@ -9,9 +9,9 @@ import pytest
 
 from server.db import Database
 from tests.conftest import World
-from tests.test_analytics_data import TODAY, Line, Sale, add_accounts, add_sales, app, as_user
+from tests.test_analytics_data import TODAY, Line, Sale, add_accounts, add_sales, as_user
 
-__all__ = ["app", "as_user"]
+__all__ = ["as_user"]
 
 TOP = """query($by: CustomerRanking!, $t: ID) {
   topCustomers(period: {start: "2026-06-01", end: "2026-06-14"}, by: $by, territoryId: $t) {
@@ -188,3 +188,33 @@ async def test_new_and_at_risk(as_user: Any, db: Database, world: World) -> None
     assert seg[new]["segment"] == "NEW"
     assert (seg[old]["r"], seg[old]["f"], seg[old]["m"]) == (1, 5, 5)
     assert seg[old]["segment"] == "AT_RISK"
+
+
+async def test_account_field_reads_the_same_model(db: Database, world: World, as_user: Any,
+                                                  rfm: list[Any]) -> None:
+    """`account_rfm_score` (for an `Account.rfmScore` field) agrees with customerSegment
+    as of yesterday."""
+    from types import SimpleNamespace
+
+    from schema.analytics.gql_common import today
+    from schema.analytics.gql_customers import account_rfm_score
+    from schema.enums import Role
+    from schema.scope import Principal
+
+    class Ctx:
+        def __init__(self, session: Any) -> None:
+            self.session, self.me, self.loaders = session, Principal(
+                world.users["rep1"], Role.REP), {}
+
+        def loader(self, key: Any, factory: Any) -> Any:
+            return self.loaders.setdefault(key, factory())
+
+    yesterday = (today() - timedelta(days=1)).isoformat()
+    rep1 = await as_user("rep1")
+    async with db.read() as session:
+        info = SimpleNamespace(context=Ctx(session))
+        for acc in (rfm[0], rfm[9]):
+            field = await account_rfm_score(info, str(acc))  # type: ignore[arg-type]
+            one = (await rep1.ok(ONE, {"a": str(acc), "d": yesterday}))["customerSegment"]
+            assert field is not None and (field.score(), field.segment.name) == (
+                one["score"], one["segment"])

@@ -1,10 +1,10 @@
 """Factories and fixtures shared by the analytics tests: small hand-made data sets whose
-right answers are known. Import `app` (the analytics fields) and `as_user` from here."""
+right answers are known. Import `as_user` from here: it signs callers in without argon2."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -12,34 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from strawberry.tools import merge_types
 
 from schema.bulk import insert_rows
-from schema.graphql import root
 from schema.identity.tables import User
-from server.app import create_app
 from server.db import Database
-from server.settings import Settings
 from tests.conftest import Api, World
 
 TODAY = date(2026, 6, 15)
-
-
-def _wired() -> bool:
-    fields = root.Query.__strawberry_definition__.fields  # type: ignore[attr-defined]
-    return any(f.python_name == "customer360" for f in fields)
-
-
-@pytest.fixture
-async def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    """The real app; until the root Query includes AnalyticsQuery, these tests add it."""
-    if not _wired():
-        from schema.analytics.graphql import AnalyticsQuery
-
-        monkeypatch.setattr(root, "Query", merge_types("Query", (root.Query, AnalyticsQuery)))
-    application = create_app(settings)
-    yield application
-    await application.state.services.db.dispose()
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from schema.leads.tables import LeadStatusChange
 from server.db import Database
 from tests.conftest import World
-from tests.test_analytics_data import add, app, as_user
+from tests.test_analytics_data import add, as_user
 
-__all__ = ["app", "as_user"]
+__all__ = ["as_user"]
 
 FUNNEL = """query($t: ID) { leadFunnel(period: {start: "2026-06-01", end: "2026-06-14"},
                                       teamId: $t) {

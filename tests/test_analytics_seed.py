@@ -16,9 +16,6 @@ from schema.seed import seed_demo
 from schema.tables import Lead
 from server.db import Database
 from tests.conftest import Api, login
-from tests.test_analytics_data import app
-
-__all__ = ["app"]
 
 TODAY = date(2026, 6, 15)
 HISTORY = {"start": "2024-06-15", "end": "2026-06-15"}

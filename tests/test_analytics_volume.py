@@ -11,9 +11,9 @@ import pytest
 from schema.analytics.forecast import Method, forecast, seasonal_naive
 from server.db import Database
 from tests.conftest import World
-from tests.test_analytics_data import Line, Sale, add_sales, app, as_user, counting
+from tests.test_analytics_data import Line, Sale, add_sales, as_user, counting
 
-__all__ = ["app", "as_user"]
+__all__ = ["as_user"]
 
 VOLUME = """query($g: [SalesDimension!], $p: PeriodInput, $f: SalesFilterInput,
                   $c: SalesComparison! = PREVIOUS_PERIOD) {

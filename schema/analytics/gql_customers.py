@@ -15,6 +15,7 @@ from strawberry.types import Info
 
 from schema.analytics import gql_common as G
 from schema.analytics.customers import CustomerRank, TopCustomers
+from schema.analytics.models import rfm_model
 from schema.analytics.rfm import SEGMENT_RULES, RfmScore, RfmWindow, Segment, segment_counts
 from schema.graphql import types as T
 from schema.graphql.pagination import Connection, Edge, PageInfo
@@ -115,6 +116,17 @@ class RfmScoreType:
     @strawberry.field
     async def account(self, info: Info) -> T.Account | None:
         return await G.account(info, G.uid(self.account_id))
+
+
+async def account_rfm_score(info: Info, account_id: strawberry.ID) -> RfmScoreType | None:
+    """For an `Account.rfmScore` field (`Account.segment` already names the channel): the
+    account's scores as of yesterday, from the company-wide model; no statement once the
+    model is fitted, however many accounts a page shows. Only call it for an account the
+    caller already sees."""
+    key = G.required_uid(account_id)
+    model = await G.serialized(info, lambda: rfm_model(info.context.session, G.today()))
+    score = model.scores.get(key)
+    return None if score is None else rfm_score(score)
 
 
 def rfm_score(s: RfmScore) -> RfmScoreType:
