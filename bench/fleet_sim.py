@@ -41,9 +41,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="devices syncing at once in the storm (0 = all)")
     p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for the server, e.g. FIELDSYNC_DB_POOL_SIZE=20")
-    p.add_argument("--no-locked-edits", action="store_true",
-                   help="reps do not edit CONFIRMED orders (avoids the REJECTED-without-version "
-                        "server bug; see docs/fleet-simulator.md)")
     p.add_argument("--workdir", type=Path, help="keep device stores, server log and DB here")
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     p.add_argument("--verbose", action="store_true")
@@ -59,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                          faults=FaultConfig.parse(a.faults), kills=a.kills, kill_at=a.kill_at,
                          workers=a.workers, tablet_share=a.tablets, lunch_share=a.lunch,
                          max_connections=a.max_connections, storm_parallel=a.storm_parallel,
-                         workdir=a.workdir, server_env=env, locked_edits=not a.no_locked_edits,
+                         workdir=a.workdir, server_env=env,
                          log=lambda s: print(s, flush=True))
     try:
         result = asyncio.run(simulate(config))

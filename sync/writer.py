@@ -8,6 +8,7 @@ so the lock that orders commits is held as briefly as possible.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -142,9 +143,10 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
             rows.extend(_child_row(child.table, c, child.parent_column, row_id)
                         for c in f.children)
 
-    # Rows first (children reference them), replaced children after.
-    for table, rows in inserts.items():
-        await session.execute(sa.insert(table), rows)
+    # Rows first (children reference them), replaced children after; tables in foreign-key
+    # order, since a batch may create an order before the account it names is created.
+    for table in sorted(inserts, key=_dependency_rank):
+        await session.execute(sa.insert(table), inserts[table])
     for (table, cols), rows in updates.items():
         stmt = (
             sa.update(table)
@@ -158,6 +160,11 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
             await session.execute(sa.delete(child.table).where(parent.in_(parent_ids)))
         if rows:
             await session.execute(sa.insert(child.table), rows)
+
+
+@functools.cache
+def _dependency_rank(table: sa.Table) -> int:
+    return table.metadata.sorted_tables.index(table)
 
 
 async def allocate_seqs(session: AsyncSession, count: int) -> int:

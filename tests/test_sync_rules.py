@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -403,3 +404,23 @@ async def test_prospect_contact_and_order_in_one_push(as_user: Any, world: World
         phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "contactId": contact,
             "lines": [{"productId": str(world.products["chips"]), "quantity": 2}]}))
     assert [r["status"] for r in results] == ["APPLIED", "APPLIED", "APPLIED"], results
+
+
+async def test_rows_are_inserted_in_foreign_key_order(as_user: Any, world: World,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    # An order for an existing account comes first, so `sales_order` appears in the batch
+    # before `account`: the writer must still insert the new account before its order,
+    # in one pass (no fallback to one-by-one savepoints).
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(uuid.uuid4())
+    chips = str(world.products["chips"])
+    with caplog.at_level(logging.WARNING, logger="fieldsync.sync"):
+        results = await phone.push_ok(
+            phone.m("order", "CREATE", str(uuid.uuid4()), {
+                "accountId": str(world.accounts["rep1a"]),
+                "lines": [{"productId": chips, "quantity": 1}]}),
+            phone.m("account", "CREATE", acc, {"name": "New prospect"}),
+            phone.m("order", "CREATE", str(uuid.uuid4()), {
+                "accountId": acc, "lines": [{"productId": chips, "quantity": 1}]}))
+    assert [r["status"] for r in results] == ["APPLIED"] * 3, results
+    assert not [r for r in caplog.records if "one by one" in r.getMessage()]

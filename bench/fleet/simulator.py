@@ -65,7 +65,8 @@ from client import (
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/fleet_bench"
 #: Whole-request refusals that are the server failing (masked errors), not the request
-#: being wrong: reported (see docs/fleet-simulator.md, server bug 3) and retried.
+#: being wrong: reported and retried (the server marks them retryable since c009328;
+#: see docs/fleet-simulator.md, server bug 3).
 SERVER_FAILURES = frozenset({"INTERNAL"})
 
 
@@ -92,9 +93,6 @@ class FleetConfig:
     keep: bool = False
     server_env: dict[str, str] = field(default_factory=dict)
     verify_parallel: int = 8
-    #: Reps also edit orders that are (or become) CONFIRMED: ORDER_LOCKED. Off avoids
-    #: the server bug described in docs/fleet-simulator.md ("Server bugs found").
-    locked_edits: bool = True
     #: Called after the final sync, before the verifier (tests use it to tamper with
     #: the server or a device and check that the verifier notices).
     before_verify: Callable[[TamperContext], Awaitable[None]] | None = None
@@ -343,8 +341,7 @@ class Fleet:
                 managers.append(self._device(f"{m.name}-tablet", m, "manager", http, sup.url, folder))
             devices = phones + tablets + managers
             by_name = {d.name: d for d in devices}
-            days = {d.name: RepDay(d, world.rep(d.person.name), plan, str(world.doomed_product),
-                                   c.locked_edits)
+            days = {d.name: RepDay(d, world.rep(d.person.name), plan, str(world.doomed_product))
                     for d in phones + tablets}
 
             # 3. morning: sign in + initial sync
@@ -522,6 +519,9 @@ def summary(res: FleetResult, max_violations: int = 10) -> str:
     out.append("\n" + _table(rows, ("fault injected", "count", "by operation")))
     out.append("HTTP requests: " + ", ".join(f"{op} {n}" for op, n in sorted(f.requests.items()))
                + f"; failed on their own: {dict(f.natural_errors) or 0}")
+    lat = res.faults.latencies
+    out.append("HTTP request latency (connection wait + server), p50/p99 ms: " + ", ".join(
+        f"{op} {pct(v, .5) * 1000:.0f}/{pct(v, .99) * 1000:.0f}" for op, v in sorted(lat.items())))
     fails: Counter[str] = Counter()
     for p in res.phases.values():
         fails.update(p.attempts_failed)

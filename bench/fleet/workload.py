@@ -174,11 +174,6 @@ class RepDay:
     rep: RepWorld
     plan: DayPlan
     doomed: str
-    #: Edit this morning's open orders even when they are (or become) CONFIRMED, which
-    #: the server answers REJECTED/ORDER_LOCKED with `data` but without `version`
-    #: (see docs/fleet-simulator.md, "Server bugs found"). Off: only orders that stay
-    #: SUBMITTED are edited.
-    locked_edits: bool = True
     half_stats: Counter[str] = field(default_factory=Counter)
 
     def _products(self) -> list[str]:
@@ -311,10 +306,9 @@ class RepDay:
 
     def touch_open_order(self) -> None:
         sd, rng = self.sd, self.sd.rng
-        allowed = ("SUBMITTED", "CONFIRMED") if self.locked_edits else ("SUBMITTED",)
         orders = [i for i, d in self.sd.data("order")
-                  if d.get("status") in allowed and (d.get("number") or "").startswith("SEED")
-                  and (self.locked_edits or i not in self.plan.confirm)]
+                  if d.get("status") in ("SUBMITTED", "CONFIRMED")
+                  and (d.get("number") or "").startswith("SEED")]
         if orders:
             sd.update("order", rng.choice(sorted(orders)), {"notes": f"Deliver before {rng.randint(8, 11)}am"})
 
