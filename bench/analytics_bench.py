@@ -98,10 +98,10 @@ QUERIES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def database_url(kind: str, size: str) -> str:
+def database_url(kind: str, size: str, name: str | None = None) -> str:
     if kind == "sqlite":
-        return f"sqlite:///{WORKDIR / f'{size}.db'}"
-    name = PG_DB if size == "large" else f"{PG_DB}_{size}"
+        return f"sqlite:///{WORKDIR / f'{name or size}.db'}"
+    name = name or (PG_DB if size == "large" else f"{PG_DB}_{size}")
     engine = sa.create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"),
                               isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -113,7 +113,8 @@ def database_url(kind: str, size: str) -> str:
 
 
 async def ensure_seeded(url: str, size: str) -> dict[str, Any]:
-    patterns = WORKDIR / f"{size}-{'pg' if url.startswith('postgresql') else 'sqlite'}.json"
+    stem = Path(url.rsplit("/", 1)[1]).stem
+    patterns = WORKDIR / f"{stem}-{'pg' if url.startswith('postgresql') else 'sqlite'}.json"
     settings = Settings(database_url=url)
     db_upgrade(settings)
     db = Database(create_engine(settings))
@@ -168,9 +169,12 @@ async def _time(call: Callable[[], Awaitable[None]]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def run(kind: str, size: str, runs: int) -> list[tuple[str, str, float, float, float]]:
-    url = database_url(kind, size)
+async def run(kind: str, size: str, runs: int, name: str | None = None,
+              seed_only: bool = False) -> list[tuple[str, str, float, float, float]]:
+    url = database_url(kind, size, name)
     patterns = await ensure_seeded(url, size)
+    if seed_only:
+        return []
     account = patterns["showcase"]["account_id"]
     app = _app(url)
     rows: list[tuple[str, str, float, float, float]] = []
@@ -221,11 +225,15 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--size", default="large")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--name", help="scratch database name (SQLite: file stem); default "
+                        f"{PG_DB} / <size>.db. Seeded once, reused by later runs")
+    parser.add_argument("--seed-only", action="store_true",
+                        help="seed (or migrate) the scratch database and stop")
     args = parser.parse_args()
     WORKDIR.mkdir(parents=True, exist_ok=True)
     print(f"analytics bench: {args.db}, {args.size}, {args.runs} runs per query "
           f"(budget p95 < {BUDGET_MS:.0f} ms)", flush=True)
-    asyncio.run(run(args.db, args.size, args.runs))
+    asyncio.run(run(args.db, args.size, args.runs, args.name, args.seed_only))
     sys.exit(0)
 
 

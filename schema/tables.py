@@ -2,6 +2,14 @@
 
 from schema.accounts.tables import Account, Contact
 from schema.activities.tables import Task, VisitNote
+from schema.analytics.tables import (
+    AnalyticsRollup,
+    BasketItemMonthly,
+    BasketPairMonthly,
+    SalesCategoryMonthly,
+    SalesFactMonthly,
+    SalesOrderMonthly,
+)
 from schema.audit import AuditEvent
 from schema.billing.tables import Invoice
 from schema.catalog.tables import PriceEntry, Product
@@ -13,8 +21,9 @@ from sync.model import metadata
 from sync.tables import Change, Client, Conflict, LogHead, MutationResult, ScopeKey
 
 __all__ = [
-    "Account", "AuditEvent", "Case", "Change", "Client", "Conflict", "Contact", "Invoice", "Lead",
-    "LeadStatusChange", "LogHead", "LoginAttempt", "MutationResult", "Order", "OrderLine",
-    "PriceEntry", "Product", "RefreshToken", "ScopeKey", "Task", "Territory", "User",
-    "VisitNote", "metadata",
+    "Account", "AnalyticsRollup", "AuditEvent", "BasketItemMonthly", "BasketPairMonthly", "Case",
+    "Change", "Client", "Conflict", "Contact", "Invoice", "Lead", "LeadStatusChange", "LogHead",
+    "LoginAttempt", "MutationResult", "Order", "OrderLine", "PriceEntry", "Product",
+    "RefreshToken", "SalesCategoryMonthly", "SalesFactMonthly", "SalesOrderMonthly", "ScopeKey",
+    "Task", "Territory", "User", "VisitNote", "metadata",
 ]

@@ -24,8 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from schema.analytics.common import Period, Scope, sold_orders
+from schema.analytics.rollup import RollupState, in_periods, rollup_state
+from schema.analytics.tables import BasketItemMonthly, BasketPairMonthly, SalesOrderMonthly
 from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal
+from sync.model import table_of
 
 
 @dataclass(frozen=True)
@@ -140,11 +143,71 @@ async def count_baskets(session: AsyncSession, tx: sa.Select[Any],
     return Counts(total, frequent, pairs, min_count_for(min_support, total))
 
 
+def company_wide(scope: Scope | Principal | None) -> bool:
+    if isinstance(scope, Principal):
+        return scope.is_admin
+    return scope is None or scope.principal.is_admin
+
+
+async def count_baskets_rolled(session: AsyncSession, period: Period, min_support: float,
+                               rollups: RollupState | None = None) -> Counts:
+    """`count_baskets` over every sale of the company in `period`: whole months from the
+    monthly basket counts (where current, schema.analytics.rollup), the rest from the
+    order lines. Three statements: N; orders per frequent product; per frequent pair.
+    Counts add up across months (an order is in one month), so the thresholds apply to
+    the sums and the result is the same as `count_baskets`."""
+    rollups = rollups if rollups is not None else await rollup_state(session)
+    months, live = rollups.split(period)
+    if not months:
+        return await count_baskets(session, transactions(None, period), min_support)
+    tx = sold_orders(None).with_only_columns(col(Order.id)).where(
+        in_periods(col(Order.order_date), live))
+    orders_t = table_of(SalesOrderMonthly)
+    n_rolled = sa.select(sa.func.coalesce(sa.func.sum(orders_t.c.order_count), 0)).where(
+        orders_t.c.month.in_(months)).scalar_subquery()
+    n_live = sa.select(sa.func.count()).select_from(tx.subquery()).scalar_subquery()
+    n = int((await session.execute(sa.select(n_rolled + n_live))).scalar_one())
+    min_count = min_count_for(min_support, n)
+    items = (sa.select(col(OrderLine.order_id), col(OrderLine.product_id)).distinct()
+             .where(col(OrderLine.order_id).in_(tx)).cte("items"))
+    it = table_of(BasketItemMonthly)
+    per_item = sa.union_all(
+        sa.select(it.c.product_id, it.c.order_count.label("c")).where(it.c.month.in_(months)),
+        sa.select(items.c.product_id, sa.literal(1).label("c")),
+    ).subquery("per_item")
+    frequent = {p: int(c) for p, c in (await session.execute(
+        sa.select(per_item.c.product_id, sa.func.sum(per_item.c.c)).group_by(
+            per_item.c.product_id).having(sa.func.sum(per_item.c.c) >= min_count))).all()}
+    pairs: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    if len(frequent) > 1:
+        keep = sorted(frequent, key=str)
+        pt = table_of(BasketPairMonthly)
+        kept = sa.select(items).where(items.c.product_id.in_(keep)).cte("kept")
+        a, b = kept.alias("a"), kept.alias("b")
+        per_pair = sa.union_all(
+            sa.select(pt.c.product_a.label("x"), pt.c.product_b.label("y"),
+                      pt.c.order_count.label("c"))
+            .where(pt.c.product_a.in_(keep), pt.c.month.in_(months), pt.c.product_b.in_(keep)),
+            sa.select(a.c.product_id, b.c.product_id, sa.literal(1))
+            .select_from(a.join(b, sa.and_(a.c.order_id == b.c.order_id,
+                                           a.c.product_id < b.c.product_id))),
+        ).subquery("per_pair")
+        total = sa.func.sum(per_pair.c.c)
+        pairs = {(x, y): int(c) for x, y, c in (await session.execute(
+            sa.select(per_pair.c.x, per_pair.c.y, total).group_by(per_pair.c.x, per_pair.c.y)
+            .having(total >= min_count))).all()}
+    return Counts(n, frequent, pairs, min_count)
+
+
 async def basket_analysis(session: AsyncSession, scope: Scope | Principal | None, period: Period,
                           min_support: float = 0.01, min_confidence: float = 0.2,
                           min_lift: float = 1.0, limit: int = 50) -> Baskets:
-    """Association rules between pairs of products, strongest lift first."""
-    counts = await count_baskets(session, transactions(scope, period), min_support)
+    """Association rules between pairs of products, strongest lift first. Over the whole
+    company (an admin), whole months come from the monthly basket counts."""
+    if company_wide(scope):
+        counts = await count_baskets_rolled(session, period, min_support)
+    else:
+        counts = await count_baskets(session, transactions(scope, period), min_support)
     n, frequent = counts.transactions, counts.frequent
     rules: list[Rule] = []
     for (x, y), both in counts.pairs.items():

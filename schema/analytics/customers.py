@@ -1,8 +1,9 @@
 """Best customers: ranked by revenue, margin or order count, with revenue concentration.
 
-One statement: sales per account in the period, ranked with window functions; the
-Pareto figures (share of revenue from the top 10% and 30% of customers) come from the
-same pass, so the ranking and the shares always describe the same rows.
+One statement: sales per account in the period (whole months from the monthly rollup
+where it is current, the rest from the orders; schema.analytics.rollup), ranked with
+window functions; the Pareto figures (share of revenue from the top 10% and 30% of
+customers) come from the same pass, so the ranking and the shares describe the same rows.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from sqlmodel import col
 
 from schema.accounts.tables import Account
 from schema.analytics.common import Period, Scope, sold_orders
+from schema.analytics.rollup import RollupState, in_periods, rollup_state, scoped_accounts
+from schema.analytics.tables import SalesOrderMonthly
+from schema.orders.tables import Order
 from schema.scope import Principal
+from sync.model import table_of
 
 
 class RankBy(enum.Enum):
@@ -59,16 +64,36 @@ class TopCustomers:
 
 async def top_customers(session: AsyncSession, scope: Scope | Principal, period: Period,
                         by: RankBy = RankBy.REVENUE, territory_id: uuid.UUID | None = None,
-                        limit: int = 20) -> TopCustomers:
-    o = sold_orders(scope, period).subquery("o")
+                        limit: int = 20, rollups: RollupState | None = None) -> TopCustomers:
+    scope = scope if isinstance(scope, Scope) else Scope(scope)
+    rollups = rollups if rollups is not None else await rollup_state(session)
+    months, live = rollups.split(period)
+    parts: list[sa.Select[Any]] = []
+    if months:
+        t = table_of(SalesOrderMonthly)
+        parts.append(
+            sa.select(t.c.account_id, sa.func.sum(t.c.revenue_cents).label("rev"),
+                      sa.func.sum(t.c.cost_cents).label("cost"),
+                      sa.func.sum(t.c.order_count).label("n"),
+                      sa.func.max(t.c.last_order_date).label("last"))
+            .where(t.c.month.in_(months), scoped_accounts(t.c.account_id, scope))
+            .group_by(t.c.account_id))
+    if live:
+        o = sold_orders(scope).where(in_periods(col(Order.order_date), live)).subquery("o")
+        parts.append(
+            sa.select(o.c.account_id, sa.func.sum(o.c.total_cents).label("rev"),
+                      sa.func.sum(o.c.cost_cents).label("cost"), sa.func.count().label("n"),
+                      sa.func.max(o.c.order_date).label("last"))
+            .group_by(o.c.account_id))
+    both = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("parts")
     per_stmt = (
-        sa.select(o.c.account_id, sa.func.sum(o.c.total_cents).label("rev"),
-                  sa.func.sum(o.c.cost_cents).label("cost"), sa.func.count().label("n"),
-                  sa.func.max(o.c.order_date).label("last"))
-        .group_by(o.c.account_id)
+        sa.select(both.c.account_id, sa.func.sum(both.c.rev).label("rev"),
+                  sa.func.sum(both.c.cost).label("cost"), sa.func.sum(both.c.n).label("n"),
+                  sa.func.max(both.c.last).label("last"))
+        .group_by(both.c.account_id)
     )
     if territory_id is not None:
-        per_stmt = per_stmt.join(Account, col(Account.id) == o.c.account_id).where(
+        per_stmt = per_stmt.join(Account, col(Account.id) == both.c.account_id).where(
             col(Account.territory_id) == territory_id)
     per = per_stmt.subquery("per")
     metric: Any = {RankBy.REVENUE: (per.c.rev.desc(),),

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.analytics.baskets import Rule, count_baskets, transactions
+from schema.analytics.baskets import Rule, count_baskets_rolled
 from schema.analytics.common import Period
 from schema.analytics.rfm import RfmScore, RfmWindow, scored, to_score
 from sync.model import utcnow
@@ -107,7 +107,7 @@ def forget(session: AsyncSession) -> None:
 
 async def fit_basket_model(session: AsyncSession, period: Period,
                            min_support: float = BASKET_MIN_SUPPORT) -> BasketModel:
-    counts = await count_baskets(session, transactions(None, period), min_support)
+    counts = await count_baskets_rolled(session, period, min_support)
     return BasketModel(period, counts.transactions, counts.frequent, counts.pairs)
 
 

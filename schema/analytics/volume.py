@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from schema.accounts.tables import Account
 from schema.analytics.common import (
@@ -28,9 +28,12 @@ from schema.analytics.common import (
     month_start,
     sold_orders,
 )
+from schema.analytics.rollup import RollupState, in_periods, rollup_state, scoped_accounts
+from schema.analytics.tables import SalesCategoryMonthly, SalesFactMonthly, SalesOrderMonthly
 from schema.catalog.tables import Product
-from schema.orders.tables import OrderLine
+from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal
+from sync.model import table_of
 
 
 class Dimension(enum.Enum):
@@ -117,17 +120,19 @@ def _dimension_column(d: Dimension, o: Any) -> Any:
     }[d]
 
 
-def per_order(scope: Scope | Principal, period: Period, filters: SalesFilter,
+def per_order(scope: Scope | Principal, period: Period | Sequence[Period], filters: SalesFilter,
               dims: Sequence[Dimension], quantity: bool = True) -> sa.Subquery:
-    """Sales per order and group: one row per (group, order).
+    """Sales per order and group: one row per (group, order), from the live orders.
 
     Summing per order first lets the outer query count orders with count(*) and leaves
     count(DISTINCT) only for customers, over a fifth of the rows. Only quantities and
     product dimensions or filters need the order lines: otherwise each order's own totals
     are used (the server computes them from its lines, so they are the same sums) and the
-    lines, five times as many rows, are not read at all.
+    lines, five times as many rows, are not read at all. `period` may be several day
+    ranges (the parts of a period the rollups do not cover).
     """
-    o = sold_orders(scope, period).subquery("o")
+    periods = [period] if isinstance(period, Period) else list(period)
+    o = sold_orders(scope).where(in_periods(col(Order.order_date), periods)).subquery("o")
     by_line = quantity or bool(filters.product_ids or filters.categories
                                or {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims))
     src: Any = sa.join(OrderLine, o, o.c.id == col(OrderLine.order_id)) if by_line else o
@@ -142,41 +147,120 @@ def per_order(scope: Scope | Principal, period: Period, filters: SalesFilter,
     if filters.categories or Dimension.CATEGORY in dims:
         src = src.join(Product, col(Product.id) == col(OrderLine.product_id))
     keys = [_dimension_column(d, o).label(d.value) for d in dims]
-    stmt = sa.select(*keys, o.c.id.label("order_id"), o.c.account_id.label("customer"),
-                     *measures).select_from(src)
-    for values, column in ((filters.territory_ids, col(Account.territory_id)),
-                           (filters.rep_ids, o.c.rep_id), (filters.account_ids, o.c.account_id),
-                           (filters.product_ids, col(OrderLine.product_id)),
-                           (filters.categories, col(Product.category)),
-                           (filters.channels, col(Account.segment)),
-                           (filters.tiers, col(Account.tier))):
-        if values:
-            stmt = stmt.where(column.in_(values))
+    stmt: sa.Select[Any] = sa.select(*keys, o.c.id.label("order_id"),
+                                     o.c.account_id.label("customer"), *measures).select_from(src)
+    stmt = _filtered(stmt, filters, o.c.rep_id, o.c.account_id, col(OrderLine.product_id),
+                     col(Product.category))
     if by_line:
         stmt = stmt.group_by(*keys, o.c.id, o.c.account_id)
     return stmt.subquery("per_order")
 
 
+def _filtered(stmt: sa.Select[Any], filters: SalesFilter, rep: Any, account: Any, product: Any,
+              category: Any) -> sa.Select[Any]:
+    for values, column in ((filters.territory_ids, col(Account.territory_id)),
+                           (filters.rep_ids, rep), (filters.account_ids, account),
+                           (filters.product_ids, product), (filters.categories, category),
+                           (filters.channels, col(Account.segment)),
+                           (filters.tiers, col(Account.tier))):
+        if values:
+            stmt = stmt.where(column.in_(values))
+    return stmt
+
+
+def cube_for(dims: Sequence[Dimension], filters: SalesFilter,
+             rollups: RollupState) -> type[SQLModel] | None:
+    """The rollup that answers these groups and filters exactly, or None (read live).
+
+    Order counts decide: a cube counts each order once per row, so its rows may be summed
+    only when no order is split over two rows of one group. Per product, an order counts
+    once per product: fine when grouping by product, not for a filter on several products
+    without it; the same for categories."""
+    product = Dimension.PRODUCT in dims or bool(filters.product_ids)
+    category = Dimension.CATEGORY in dims or bool(filters.categories)
+    if product:
+        return SalesFactMonthly if Dimension.PRODUCT in dims else None
+    if category:
+        exact = Dimension.CATEGORY in dims or len(filters.categories) == 1
+        return SalesCategoryMonthly if exact and rollups.categories_current else None
+    return SalesOrderMonthly
+
+
+def _cube_column(d: Dimension, t: Any) -> Any:
+    return {
+        Dimension.TERRITORY: col(Account.territory_id), Dimension.REGION: col(Account.region),
+        Dimension.CHANNEL: col(Account.segment), Dimension.TIER: col(Account.tier),
+        Dimension.ACCOUNT: t.c.account_id, Dimension.REP: t.c.rep_id,
+        Dimension.PRODUCT: t.c.get("product_id"),
+        Dimension.CATEGORY: t.c.category if "category" in t.c else col(Product.category),
+        Dimension.MONTH: t.c.month, Dimension.QUARTER: (t.c.month // 100) * 10
+        + (t.c.month % 100 + 2) // 3, Dimension.YEAR: t.c.month // 100,
+    }[d]
+
+
+def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: Sequence[int],
+                        filters: SalesFilter, dims: Sequence[Dimension]) -> sa.Select[Any]:
+    """Measures per (group, customer) from a rollup, over whole months."""
+    t = table_of(cube)
+    src: Any = t
+    if filters.needs_account or _NEEDS_ACCOUNT & set(dims):
+        src = src.join(Account, col(Account.id) == t.c.account_id)
+    by_product = "product_id" in t.c
+    if by_product and (filters.categories or Dimension.CATEGORY in dims):
+        src = src.join(Product, col(Product.id) == t.c.product_id)
+    keys = [_cube_column(d, t).label(d.value) for d in dims]
+    category = t.c.category if "category" in t.c else col(Product.category)
+    stmt: sa.Select[Any] = sa.select(
+        *keys, t.c.account_id.label("customer"),
+        sa.func.sum(t.c.revenue_cents).label("revenue"), sa.func.sum(t.c.cost_cents).label("cost"),
+        sa.func.sum(t.c.quantity).label("quantity"), sa.func.sum(t.c.order_count).label("orders"),
+    ).select_from(src).where(t.c.month.in_(months), scoped_accounts(
+        t.c.account_id, scope if isinstance(scope, Scope) else Scope(scope)))
+    stmt = _filtered(stmt, filters, t.c.rep_id, t.c.account_id, t.c.get("product_id"), category)
+    return stmt.group_by(*keys, t.c.account_id)
+
+
 async def aggregate(session: AsyncSession, scope: Scope | Principal, period: Period,
                     filters: SalesFilter, dims: Sequence[Dimension], quantity: bool = True,
-                    ) -> dict[tuple[Any, ...], Measures]:
+                    rollups: RollupState | None = None) -> dict[tuple[Any, ...], Measures]:
     """Measures per group (one statement); no dimensions: one total row. Without
     `quantity`, quantities are 0 and the order lines are read only if a product
-    dimension or filter needs them."""
-    po = per_order(scope, period, filters, dims, quantity)
-    keys = [po.c[d.value] for d in dims]
+    dimension or filter needs them.
+
+    Whole months the rollups hold (and whose orders did not change since, see
+    schema.analytics.rollup) are read from the cube that answers these groups exactly;
+    the rest of the period from the orders. Both parts are summed per (group, customer),
+    then per group, so the figures are the same either way."""
+    if rollups is None:
+        rollups = await rollup_state(session)
+    cube = cube_for(dims, filters, rollups)
+    months, live = rollups.split(period) if cube is not None else ([], [period])
+    dim_names = [d.value for d in dims]
+    parts: list[sa.Select[Any]] = []
+    if months and cube is not None:
+        parts.append(per_customer_rolled(cube, scope, months, filters, dims))
+    if live:
+        po = per_order(scope, live, filters, dims, quantity)
+        keys = [po.c[n] for n in dim_names]
+        parts.append(sa.select(
+            *keys, po.c.customer, sa.func.sum(po.c.revenue).label("revenue"),
+            sa.func.sum(po.c.cost).label("cost"), sa.func.sum(po.c.quantity).label("quantity"),
+            sa.func.count().label("orders")).group_by(*keys, po.c.customer))
+    both = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("parts")
+    keys = [both.c[n] for n in dim_names]
     stmt = sa.select(
-        *keys, sa.func.coalesce(sa.func.sum(po.c.revenue), 0).label("revenue"),
-        sa.func.coalesce(sa.func.sum(po.c.cost), 0).label("cost"),
-        sa.func.coalesce(sa.func.sum(po.c.quantity), 0).label("quantity"),
-        sa.func.count().label("orders"),
-        sa.func.count(sa.distinct(po.c.customer)).label("customers"),
+        *keys, sa.func.coalesce(sa.func.sum(both.c.revenue), 0).label("revenue"),
+        sa.func.coalesce(sa.func.sum(both.c.cost), 0).label("cost"),
+        sa.func.coalesce(sa.func.sum(both.c.quantity), 0).label("quantity"),
+        sa.func.coalesce(sa.func.sum(both.c.orders), 0).label("orders"),
+        sa.func.count(sa.distinct(both.c.customer)).label("customers"),
     ).group_by(*keys)
     out: dict[tuple[Any, ...], Measures] = {}
     for r in (await session.execute(stmt)).mappings():
-        key = tuple(r[d.value] for d in dims)
-        out[key] = Measures(int(r["revenue"]), int(r["cost"]), int(r["quantity"]),
-                            int(r["orders"]), int(r["customers"]))
+        key = tuple(r[n] for n in dim_names)
+        out[key] = Measures(int(r["revenue"]), int(r["cost"]),
+                            int(r["quantity"]) if quantity else 0, int(r["orders"]),
+                            int(r["customers"]))
     return out
 
 
@@ -221,14 +305,15 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
                        compare: Compare = Compare.PREVIOUS_PERIOD, limit: int = 500,
                        wanted: Wanted = Wanted()) -> SalesVolume:
     dims = tuple(dict.fromkeys(dims))
+    rollups = await rollup_state(session)
     previous = {Compare.PREVIOUS_PERIOD: period.previous, Compare.PREVIOUS_YEAR:
                 period.previous_year}.get(compare, lambda: None)()
     q_rows, q_totals, q_previous_rows, q_previous_totals = wanted.quantities
-    current = await aggregate(session, scope, period, filters, dims, q_rows) \
+    current = await aggregate(session, scope, period, filters, dims, q_rows, rollups) \
         if wanted.rows else {}
     totals = Measures()
     if wanted.totals:
-        totals = (await aggregate(session, scope, period, filters, (), q_totals)).get(
+        totals = (await aggregate(session, scope, period, filters, (), q_totals, rollups)).get(
             (), totals)
     result = SalesVolume(period, previous, dims, totals, None, group_count=len(current))
     before: dict[tuple[Any, ...], Measures] = {}
@@ -237,13 +322,14 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
             months = (period.start.year * 12 + period.start.month) - (
                 previous.start.year * 12 + previous.start.month)
             for key, m in (await aggregate(session, scope, previous, filters, dims,
-                                           q_previous_rows)).items():
+                                           q_previous_rows, rollups)).items():
                 if (moved := _shift(dims, key, months)) is not None:
                     before[moved] = m
         result.previous_totals = Measures()
         if wanted.previous_totals:
             result.previous_totals = (await aggregate(
-                session, scope, previous, filters, (), q_previous_totals)).get((), Measures())
+                session, scope, previous, filters, (), q_previous_totals, rollups)
+            ).get((), Measures())
     rows = [VolumeRow(dict(zip(dims, key, strict=True)), m,
                       before.get(key, Measures()) if previous is not None else None)
             for key, m in current.items()]

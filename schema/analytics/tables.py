@@ -1,0 +1,94 @@
+"""Analytics-only tables: monthly sales rollups kept by `fieldsync jobs daily`.
+
+They are derived data, never synced (not registered with `sync/`): the daily job
+recomputes them from the orders (schema.analytics.rollup) and the queries read them for
+whole months that have not changed since (see `rollup.RollupState`), live rows for the
+rest. Every cube is keyed by month (yyyymm), account and rep, so the one scope rule
+(an order's scope key is its account) still applies: `account_id IN (visible keys)`.
+
+* `sales_order_monthly`: per month, account and rep (who took the order): revenue, cost,
+  quantity, orders, first and last order date. Order-level figures.
+* `sales_category_monthly`: the same per product category (the category of the product
+  when the month was rolled up; a category change rebuilds it). `order_count` = orders
+  holding at least one product of the category.
+* `sales_fact_monthly`: the same per product. `order_count` = orders holding the product.
+* `basket_item_monthly` / `basket_pair_monthly`: company-wide orders per product and per
+  pair of products (first id < second id), for basket analysis over whole months.
+* `analytics_rollup`: one row: the change-log position the rollups are current with.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from sync.model import UTCDateTime
+
+
+class _Measures(SQLModel):
+    revenue_cents: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    cost_cents: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    quantity: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    order_count: int = Field(default=0, nullable=False)
+
+
+class SalesOrderMonthly(_Measures, table=True):
+    __tablename__ = "sales_order_monthly"
+    month: int = Field(primary_key=True)
+    account_id: uuid.UUID = Field(primary_key=True)
+    rep_id: uuid.UUID = Field(primary_key=True)
+    first_order_date: date
+    last_order_date: date
+
+    # The primary key serves whole-company reads by month; this one a scope's accounts.
+    __table_args__ = (sa.Index("ix_sales_order_monthly_account", "account_id", "month"),)
+
+
+class SalesCategoryMonthly(_Measures, table=True):
+    __tablename__ = "sales_category_monthly"
+    month: int = Field(primary_key=True)
+    category: str = Field(primary_key=True, max_length=64)
+    account_id: uuid.UUID = Field(primary_key=True)
+    rep_id: uuid.UUID = Field(primary_key=True)
+
+    __table_args__ = (sa.Index("ix_sales_category_monthly_account", "account_id", "month"),)
+
+
+class SalesFactMonthly(_Measures, table=True):
+    __tablename__ = "sales_fact_monthly"
+    month: int = Field(primary_key=True)
+    product_id: uuid.UUID = Field(primary_key=True)
+    account_id: uuid.UUID = Field(primary_key=True)
+    rep_id: uuid.UUID = Field(primary_key=True)
+
+    __table_args__ = (sa.Index("ix_sales_fact_monthly_account", "account_id", "month"),)
+
+
+class BasketItemMonthly(SQLModel, table=True):
+    __tablename__ = "basket_item_monthly"
+    month: int = Field(primary_key=True)
+    product_id: uuid.UUID = Field(primary_key=True)
+    order_count: int = Field(nullable=False)
+
+
+class BasketPairMonthly(SQLModel, table=True):
+    __tablename__ = "basket_pair_monthly"
+    #: Reads pick the frequent products first, then their pairs month by month.
+    product_a: uuid.UUID = Field(primary_key=True)
+    month: int = Field(primary_key=True)
+    product_b: uuid.UUID = Field(primary_key=True)
+    order_count: int = Field(nullable=False)
+
+
+class AnalyticsRollup(SQLModel, table=True):
+    __tablename__ = "analytics_rollup"
+    name: str = Field(primary_key=True, max_length=32)
+    #: The rollups hold every change up to this change-log position (`sync_change.seq`).
+    seq: int = Field(sa_type=sa.BigInteger, nullable=False)
+    #: The months (yyyymm) rolled up, and when.
+    first_month: int | None = Field(default=None)
+    last_month: int | None = Field(default=None)
+    refreshed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
