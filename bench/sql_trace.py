@@ -1,4 +1,4 @@
-"""Where a sync request's time goes: SQL statements per request, DB time vs Python time.
+"""Where a sync request's time goes: SQL statements per request, DB time vs Python time, process CPU.
 
     python -m bench.sql_trace --db sqlite|postgres [--batches 3] [--batch 100]
         [--pull-records 20000] [--show-sql]
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import re
 import sys
@@ -83,10 +84,11 @@ def _kind(sql: str, many: bool, params: Any) -> str:
     return f"{verb} {target}" + (f" (executemany x{len(params)})" if many else "")
 
 
-def _line(label: str, wall_s: float, t: Trace) -> str:
+def _line(label: str, wall_s: float, cpu_s: float, t: Trace) -> str:
     slowest = sorted(t.kind_s.items(), key=lambda kv: -kv[1])
     mix = ", ".join(f"{k}={t.kinds[k]} ({s * 1000:.1f} ms)" for k, s in slowest)
-    return (f"{label:<18} wall {wall_s * 1000:8.1f} ms | {t.statements:3d} statements "
+    return (f"{label:<18} wall {wall_s * 1000:8.1f} ms | cpu {cpu_s * 1000:7.1f} ms | "
+            f"{t.statements:3d} statements "
             f"({t.rows} rows) | driver {t.db_s * 1000:7.1f} ms | other "
             f"{(wall_s - t.db_s) * 1000:7.1f} ms\n    {mix}")
 
@@ -94,9 +96,9 @@ def _line(label: str, wall_s: float, t: Trace) -> str:
 async def _timed(rec: Recorder, label: str, work: Awaitable[Any], show_sql: bool) -> Any:
     """Await `work` (a coroutine not started yet) and print what it executed."""
     rec.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = await work
-    print(_line(label, time.perf_counter() - t0, rec.trace))
+    print(_line(label, time.perf_counter() - t0, time.process_time() - c0, rec.trace))
     if show_sql:
         for s in rec.trace.texts:
             print("      " + " ".join(s.split())[:220])
@@ -108,6 +110,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     world = await seed(url, 2, args.pull_records, rng)
     app = create_app(settings_for(url))
     rec = Recorder(app.state.services.db.engine.sync_engine)
+    gc.freeze()  # as the server's lifespan does
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench",
                                  timeout=dev.TIMEOUT) as http:

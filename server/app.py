@@ -6,6 +6,7 @@ the lifespan state, so several app instances (tests, workers) never share global
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -96,6 +98,10 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
                          # A socket that never says connection_init is closed quickly.
                          connection_init_wait_timeout=timedelta(seconds=10))
         self.services = services
+
+    def encode_json(self, data: object) -> bytes:
+        # A sync page is up to ~1 MB of JSON: json.dumps took a tenth of its CPU.
+        return orjson.dumps(data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(explorer_html(DEFAULT_QUERY))
@@ -186,6 +192,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await services.notifier.start()
+        # Everything built so far (schema, mappers, compiled caches) lives for the whole
+        # process: out of the collector's sight, a full collection no longer walks it
+        # (it cost ~100 ms in the middle of a large sync page).
+        gc.freeze()
         yield
         await services.notifier.stop()
         await services.db.dispose()

@@ -137,10 +137,6 @@ async def _touch(session: AsyncSession, client_id: str, seq: int) -> None:
     )
 
 
-def _row(mapping: Any) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if k != "_visible"}
-
-
 class _Page:
     def __init__(self, registry: Registry, viewer: Viewer, session: AsyncSession,
                  entities: frozenset[str] | None = None) -> None:
@@ -204,7 +200,7 @@ class _Page:
                 kids = await self._children(spec, [r["id"] for r in rows])
                 self.out.extend(
                     ChangeOut(spec.name, str(r["id"]), "UPSERT", r["version"],
-                              spec.dump(_row(r), kids[r["id"]], self.viewer)) for r in rows)
+                              spec.dump(r, kids[r["id"]], self.viewer)) for r in rows)
             else:
                 self.out.extend(ChangeOut(spec.name, str(r["id"]), "EVICT", r["version"], None)
                                 for r in rows if not r["_visible"])
@@ -284,6 +280,5 @@ class _Page:
             elif row["deleted"]:
                 self.out.append(ChangeOut(c.entity, str(c.row_id), "DELETE", row["version"], None))
             else:
-                data = spec.dump({k2: v for k2, v in row.items() if k2 != "_visible"},
-                                 kids.get(k), self.viewer)
+                data = spec.dump(row, kids.get(k), self.viewer)
                 self.out.append(ChangeOut(c.entity, str(c.row_id), "UPSERT", row["version"], data))

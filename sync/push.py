@@ -24,9 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from sync import bulk
 from sync.codec import CodecError, parse_datetime
 from sync.hlc import HybridClock
-from sync.model import dialect_name, metadata, new_id, utcnow
+from sync.model import dialect_name, metadata, new_id, table_of, utcnow
 from sync.policies import History, Merge
 from sync.protocol import (
     PROTOCOL_VERSIONS,
@@ -173,7 +174,7 @@ class PushEngine:
                     "entity": m.entity[:64], "row_id": _uuid_or_nil(m.id), "status": out.status,
                     "result": payload, "at": utcnow(),
                 })
-            await session.execute(sa.insert(MutationResult), stored)
+            await bulk.insert(session, table_of(MutationResult), stored)
             client.last_mutation_id = fresh[-1].mutation_id
             client.pending_rejections = sum(1 for o in outs if o.status == "REJECTED")
             ahead = [w for o in outs for w in o.warnings if w.code == "CLOCK_SKEW"]
@@ -253,7 +254,7 @@ class PushEngine:
             out.warnings.extend(p.warnings)
             outs.append(out)
         if conflicts:
-            await session.execute(sa.insert(Conflict), conflicts)
+            await bulk.insert(session, table_of(Conflict), conflicts)
             if self.on_conflict is not None:
                 for c in conflicts:
                     self.on_conflict(c["rule"])

@@ -147,9 +147,10 @@ class EntitySpec:
     def dump(self, row: Mapping[str, Any] | sa.RowMapping,
              children: Sequence[Mapping[str, Any]] | None, viewer: Viewer) -> dict[str, Any]:
         omit = frozenset() if viewer.privileged else self.private_columns
-        data = self.codec.dump(dict(row), omit)
+        data = self.codec.dump(row, omit)
         if self.child is not None:
-            data[self.child.wire] = [self.child.codec.dump(dict(c)) for c in children or ()]
+            dump = self.child.codec.dump
+            data[self.child.wire] = [dump(c) for c in children or ()]
         return data
 
 

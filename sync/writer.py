@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from sync.model import column_default, utcnow
+from sync import bulk
+from sync.model import column_default, table_of, utcnow
 from sync.registry import EntitySpec
 from sync.tables import Change, LogHead, ScopeKey
 
@@ -146,7 +147,7 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
     # Rows first (children reference them), replaced children after; tables in foreign-key
     # order, since a batch may create an order before the account it names is created.
     for table in sorted(inserts, key=_dependency_rank):
-        await session.execute(sa.insert(table), inserts[table])
+        await bulk.insert(session, table, inserts[table])
     for (table, cols), rows in updates.items():
         stmt = (
             sa.update(table)
@@ -159,7 +160,7 @@ async def _apply_rows(session: AsyncSession, writes: Sequence[RowWrite], now: da
         if parent_ids:
             await session.execute(sa.delete(child.table).where(parent.in_(parent_ids)))
         if rows:
-            await session.execute(sa.insert(child.table), rows)
+            await bulk.insert(session, child.table, rows)
 
 
 @functools.cache
@@ -232,7 +233,7 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> list[int]:
             "mutation_id": None, "prev": {"echo": "restore" if restore else "state"},
             "at": now,
         })
-    await session.execute(sa.insert(Change), log)
+    await bulk.insert(session, table_of(Change), log)
     return [first + i for i in range(len(changes.writes))]
 
 

@@ -89,8 +89,10 @@ class OrderHooks(Hooks):
                 with contextlib.suppress(ValueError):
                     product_ids.add(uuid.UUID(str(line.get("productId"))))
             product_ids.update(c["product_id"] for c in r.get("_current_children") or ())
-        user = await session.get(User, viewer.user_id)
-        ctx.max_discount_bp = user.max_discount_bp if user else 0
+        # Core rows, not ORM entities: this runs for every push batch with orders.
+        ctx.max_discount_bp = (await session.execute(
+            sa.select(col(User.max_discount_bp)).where(col(User.id) == viewer.user_id)
+        )).scalar_one_or_none() or 0
         if account_ids:
             stmt = sa.select(col(Account.id), col(Account.credit_limit_cents),
                              col(Account.status), col(Account.owner_id)
@@ -118,17 +120,21 @@ class OrderHooks(Hooks):
                 for acc, total in await session.execute(stmt2):
                     ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
         if product_ids:
-            products = sa.select(Product).where(col(Product.id).in_(product_ids))
-            for p in (await session.execute(products)).scalars():
+            products = sa.select(col(Product.id), col(Product.active), col(Product.deleted),
+                                 col(Product.unit_price_cents), col(Product.unit_cost_cents),
+                                 col(Product.name)).where(col(Product.id).in_(product_ids))
+            for p in await session.execute(products):
                 ctx.products[p.id] = ProductFacts(p.id, p.active and not p.deleted,
                                                   p.unit_price_cents, p.unit_cost_cents, p.name)
-            entries = sa.select(PriceEntry).where(
+            entries = sa.select(
+                col(PriceEntry.product_id), col(PriceEntry.account_id),
+                col(PriceEntry.unit_price_cents), col(PriceEntry.discount_bp),
+                col(PriceEntry.valid_from), col(PriceEntry.valid_to),
+            ).where(
                 col(PriceEntry.product_id).in_(product_ids), col(PriceEntry.deleted).is_(False),
                 sa.or_(col(PriceEntry.account_id).is_(None),
                        col(PriceEntry.account_id).in_(account_ids)))
-            ctx.prices = [PriceFacts(e.product_id, e.account_id, e.unit_price_cents, e.discount_bp,
-                                     e.valid_from, e.valid_to)
-                          for e in (await session.execute(entries)).scalars()]
+            ctx.prices = [PriceFacts(*e) for e in await session.execute(entries)]
         return ctx
 
     def observe(self, ctx: OrderCtx, entity: str, row: Mapping[str, Any]) -> None:

@@ -196,7 +196,7 @@ def _lead(rng: random.Random, rep: UserPlan, company: str, created: datetime,
         "status": status, "score": rng.randint(*score),
         "status_reason": rng.choice(LEAD_DISQUALIFY_REASONS) if status is S.DISQUALIFIED
         else None,
-        "estimated_value_cents": round(rng.lognormvariate(math.log(600_000), 0.6), -2),
+        "estimated_value_cents": int(round(rng.lognormvariate(math.log(600_000), 0.6), -2)),
         "owner_id": rep.id if owned else None, "territory_id": rep.territory_id,
         "converted_account_id": None, "converted_contact_id": None, "converted_at": None,
         "status_changed_at": changed, "created_at": created, **extra,
