@@ -8,7 +8,9 @@
    5-15 minutes for `large`) and reused by later runs. PostgreSQL gets an ANALYZE
    after seeding, as autovacuum would do, and `random_page_cost = 1.1` (SSD; the
    default 4 makes it scan every order line for a manager's tenth of them); SQLite runs
-   without planner statistics, as fieldsync's migrations leave it.
+   without planner statistics, as fieldsync's migrations leave it. Then the monthly
+   rollups are brought up to date, as `fieldsync jobs daily` does each night (built the
+   first time, timed). `--name` picks another scratch database; `--seed-only` stops here.
 2. The real ASGI app in-process (httpx ASGITransport): each query goes through auth,
    GraphQL and the scope rule exactly as from the explorer.
 3. Each query as manager1 (a team of 5 reps, ~10% of the data) and as the admin (all of
@@ -37,6 +39,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from schema.analytics.rollup import refresh_rollups
 from schema.seed import seed_demo
 from server.cli import db_upgrade
 from server.db import Database, create_engine
@@ -130,6 +133,16 @@ async def ensure_seeded(url: str, size: str) -> dict[str, Any]:
                 async with db.engine.connect() as conn:
                     await (await conn.execution_options(isolation_level="AUTOCOMMIT")
                            ).execute(sa.text("ANALYZE"))
+        # What `fieldsync jobs daily` does each night for the analytics: bring the monthly
+        # rollups up to date (a full build the first time, nothing when nothing changed).
+        started = time.perf_counter()
+        async with db.write() as s:
+            report = await refresh_rollups(s)
+        print(f"{report} in {time.perf_counter() - started:.1f} s", flush=True)
+        if report.rebuilt and db.dialect == "postgresql":
+            async with db.engine.connect() as conn:
+                await (await conn.execution_options(isolation_level="AUTOCOMMIT")
+                       ).execute(sa.text("ANALYZE"))
         if db.dialect == "postgresql":
             # SSD storage, as docs/manager-queries.md#performance recommends.
             async with db.engine.connect() as conn:

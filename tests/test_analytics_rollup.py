@@ -37,8 +37,10 @@ __all__ = ["as_user"]
 
 TODAY = date(2026, 6, 15)
 SPRING = Period(date(2026, 3, 1), date(2026, 5, 31))
-#: Partial months at both edges and whole April and May in between.
+#: Partial months at both edges, whole April and May in between. The edges hold every
+#: sale of their month (the first on 25 March, the last on 3 June); NARROW's do not.
 ODD = Period(date(2026, 3, 20), date(2026, 6, 10))
+NARROW = Period(date(2026, 3, 26), date(2026, 6, 2))
 VOLUME = """query($g: [SalesDimension!], $p: PeriodInput) {
   salesVolume(groupBy: $g, period: $p, compareTo: NONE) {
     totals { revenueCents quantity orderCount customerCount }
@@ -124,9 +126,11 @@ async def test_rollup_answers_equal_live_ones(db: Database, world: World, role: 
     ]
     async with db.read() as s:
         state = await rollup_state(s)
-        assert state.split(ODD)[0] == [202604, 202605]
+        assert state.split(ODD)[0] == [202603, 202604, 202605, 202606]
+        assert state.split(NARROW) == ([202604, 202605], [
+            Period(date(2026, 3, 26), date(2026, 3, 31)), Period(date(2026, 6, 1), date(2026, 6, 2))])
         scope = await Scope.of(s, who)
-        for period in (SPRING, ODD):
+        for period in (SPRING, ODD, NARROW):
             for dims, filters in groupings:
                 rolled = await aggregate(s, scope, period, filters, dims, True, state)
                 live = await aggregate(s, scope, period, filters, dims, True, RollupState())
@@ -140,7 +144,7 @@ async def test_baskets_from_rollups_equal_live(db: Database, world: World,
     async with db.write() as s:
         await refresh_rollups(s)
     async with db.read() as s:
-        for period in (SPRING, ODD, Period(date(2026, 4, 1), date(2026, 6, 30))):
+        for period in (SPRING, ODD, NARROW, Period(date(2026, 4, 1), date(2026, 6, 30))):
             for support in (0.01, 0.3, 0.6):
                 rolled = await count_baskets_rolled(s, period, support)
                 live = await count_baskets(s, transactions(None, period), support)

@@ -26,8 +26,8 @@ def upgrade() -> None:
     op.create_table('analytics_rollup',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
-    sa.Column('first_month', sa.Integer(), nullable=True),
-    sa.Column('last_month', sa.Integer(), nullable=True),
+    sa.Column('first_day', sa.Date(), nullable=True),
+    sa.Column('last_day', sa.Date(), nullable=True),
     sa.Column('refreshed_at', sync.model.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_analytics_rollup'))
     )

@@ -152,7 +152,11 @@ class AnalyticsQuery:
                         previous_totals="previousTotals" in asked,
                         quantities=("rows.current.quantity" in asked, "totals.quantity" in asked,
                                     "rows.previous.quantity" in asked,
-                                    "previousTotals.quantity" in asked))
+                                    "previousTotals.quantity" in asked),
+                        customers=("rows.current.customerCount" in asked,
+                                   "totals.customerCount" in asked,
+                                   "rows.previous.customerCount" in asked,
+                                   "previousTotals.customerCount" in asked))
         result = await G.scoped(info, lambda scope: sales_volume(
             info.context.session, scope, G.period_of(period), dims, filters, Compare(compare_to),
             G.limit_of(limit, "limit", 5000), wanted))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,11 +60,17 @@ def _month_of_text(value: Any) -> Any:
             + sa.cast(sa.func.substr(value, 6, 2), sa.Integer))
 
 
+def _entity_is(c: Any, entity: str) -> sa.ColumnElement[bool]:
+    # An expression, not the bare column: SQLite (no planner statistics) would otherwise
+    # walk ix_sync_change_row over every change of the entity instead of the seq range.
+    return sa.func.coalesce(c.c.entity, "") == entity
+
+
 async def _changed_months(session: AsyncSession, after_seq: int) -> set[int]:
     """Months holding an order written after `after_seq`, by its date now and before."""
     c = table_of(Change)
     changes = sa.select(c.c.row_id, c.c.prev).where(c.c.seq > after_seq,
-                                                    c.c.entity == "order").subquery("ch")
+                                                    _entity_is(c, "order")).subquery("ch")
     now = (sa.select(month_key(col(Order.order_date)).label("m"))
            .select_from(changes.join(Order, col(Order.id) == changes.c.row_id)))
     before_text = changes.c.prev["order_date"].as_string()
@@ -75,7 +81,7 @@ async def _changed_months(session: AsyncSession, after_seq: int) -> set[int]:
 
 async def _category_changed(session: AsyncSession, after_seq: int) -> bool:
     c = table_of(Change)
-    stmt = sa.select(c.c.seq).where(c.c.seq > after_seq, c.c.entity == "product",
+    stmt = sa.select(c.c.seq).where(c.c.seq > after_seq, _entity_is(c, "product"),
                                     c.c.prev["category"].as_string().is_not(None)).limit(1)
     return (await session.execute(stmt)).first() is not None
 
@@ -85,8 +91,9 @@ class RollupState:
     """What the rollups hold and which of their months are still current."""
 
     seq: int = 0
-    first_month: int | None = None
-    last_month: int | None = None
+    #: The first and last day with a sale when the rollups were computed.
+    first_day: date | None = None
+    last_day: date | None = None
     #: Months whose orders changed since the rollups were computed.
     stale: frozenset[int] = field(default_factory=frozenset)
     #: False when a product's category changed since (the category cube is stale).
@@ -95,17 +102,23 @@ class RollupState:
     usable: bool = False
 
     def split(self, period: Period) -> tuple[list[int], list[Period]]:
-        """(months read from the rollups, day ranges read live) covering `period`."""
+        """(months read from the rollups, day ranges read live) covering `period`.
+
+        A month is read from the rollups when none of its orders changed since and the
+        period covers every day of it that held a sale then: a whole month, or the
+        current month up to today (no sale after today), or the first month of the
+        history from its first sale."""
         months: list[int] = []
-        if self.usable and self.first_month is not None and self.last_month is not None:
+        if self.usable:
             key = period.start.year * 100 + period.start.month
-            if period.start.day != 1:
-                key = add_months(key, 1)
-            while key <= self.last_month:
-                end = month_start(add_months(key, 1)) - timedelta(days=1)
-                if end > period.end:
-                    break
-                if key >= self.first_month and key not in self.stale:
+            last = period.end.year * 100 + period.end.month
+            while key <= last:
+                start, end = month_start(key), month_start(add_months(key, 1)) - timedelta(days=1)
+                head = period.start <= start or (self.first_day is not None
+                                                 and period.start <= self.first_day)
+                tail = period.end >= end or (self.last_day is not None
+                                             and period.end >= self.last_day)
+                if head and tail and key not in self.stale:
                     months.append(key)
                 key = add_months(key, 1)
         return months, _gaps(period, months)
@@ -118,7 +131,7 @@ def _gaps(period: Period, months: Sequence[int]) -> list[Period]:
         start = month_start(key)
         if start > cursor:
             live.append(Period(cursor, start - timedelta(days=1)))
-        cursor = month_start(add_months(key, 1))
+        cursor = max(cursor, month_start(add_months(key, 1)))
     if cursor <= period.end:
         live.append(Period(cursor, period.end))
     return live
@@ -133,7 +146,7 @@ async def rollup_state(session: AsyncSession) -> RollupState:
     horizon = (await session.execute(sa.select(col(LogHead.horizon_seq)))).scalar()
     if horizon is not None and horizon > row.seq:
         return RollupState(row.seq)
-    return RollupState(row.seq, row.first_month, row.last_month,
+    return RollupState(row.seq, row.first_day, row.last_day,
                        frozenset(await _changed_months(session, row.seq)),
                        not await _category_changed(session, row.seq), usable=True)
 
@@ -235,16 +248,14 @@ async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshR
         col(AnalyticsRollup.name) == NAME))).scalar_one_or_none()
     full = full or state is None or horizon > state.seq or \
         await _category_changed(session, state.seq)
-    span = (await session.execute(sold_orders(None).with_only_columns(
+    first_day, last_day = (await session.execute(sold_orders(None).with_only_columns(
         sa.func.min(col(Order.order_date)), sa.func.max(col(Order.order_date))))).one()
-    first = span[0].year * 100 + span[0].month if span[0] else None
-    last = span[1].year * 100 + span[1].month if span[1] else None
     if full:
         for cube in CUBES:
             await session.execute(sa.delete(cube))
         months: set[int] = set()
-        key = first
-        while key is not None and last is not None and key <= last:
+        key = first_day.year * 100 + first_day.month if first_day else None
+        while key is not None and last_day is not None and month_start(key) <= last_day:
             months.add(key)
             key = add_months(key, 1)
     else:
@@ -258,11 +269,7 @@ async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshR
     if state is None:
         state = AnalyticsRollup(name=NAME, seq=head, refreshed_at=utcnow())
         session.add(state)
-    if state.first_month is not None and first is not None:
-        first = min(first, state.first_month)
-    if state.last_month is not None and last is not None:
-        last = max(last, state.last_month)
-    state.seq, state.first_month, state.last_month = head, first, last
+    state.seq, state.first_day, state.last_day = head, first_day, last_day
     state.refreshed_at = utcnow()
     await session.flush()
     return RefreshReport(full, len(months), head)

@@ -88,7 +88,8 @@ class AnalyticsRollup(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     #: The rollups hold every change up to this change-log position (`sync_change.seq`).
     seq: int = Field(sa_type=sa.BigInteger, nullable=False)
-    #: The months (yyyymm) rolled up, and when.
-    first_month: int | None = Field(default=None)
-    last_month: int | None = Field(default=None)
+    #: The first and last day with a sale when they were computed (a month partly in a
+    #: query's period is still read from them when its other days held no sale).
+    first_day: date | None = Field(default=None)
+    last_day: date | None = Field(default=None)
     refreshed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -199,8 +199,10 @@ def _cube_column(d: Dimension, t: Any) -> Any:
 
 
 def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: Sequence[int],
-                        filters: SalesFilter, dims: Sequence[Dimension]) -> sa.Select[Any]:
-    """Measures per (group, customer) from a rollup, over whole months."""
+                        filters: SalesFilter, dims: Sequence[Dimension],
+                        per_customer: bool = True) -> sa.Select[Any]:
+    """Measures per (group, customer) from a rollup, over whole months (per group only
+    without `per_customer`)."""
     t = table_of(cube)
     src: Any = t
     if filters.needs_account or _NEEDS_ACCOUNT & set(dims):
@@ -210,22 +212,25 @@ def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: 
         src = src.join(Product, col(Product.id) == t.c.product_id)
     keys = [_cube_column(d, t).label(d.value) for d in dims]
     category = t.c.category if "category" in t.c else col(Product.category)
+    customer = [t.c.account_id.label("customer")] if per_customer else []
     stmt: sa.Select[Any] = sa.select(
-        *keys, t.c.account_id.label("customer"),
+        *keys, *customer,
         sa.func.sum(t.c.revenue_cents).label("revenue"), sa.func.sum(t.c.cost_cents).label("cost"),
         sa.func.sum(t.c.quantity).label("quantity"), sa.func.sum(t.c.order_count).label("orders"),
     ).select_from(src).where(t.c.month.in_(months), scoped_accounts(
         t.c.account_id, scope if isinstance(scope, Scope) else Scope(scope)))
     stmt = _filtered(stmt, filters, t.c.rep_id, t.c.account_id, t.c.get("product_id"), category)
-    return stmt.group_by(*keys, t.c.account_id)
+    return stmt.group_by(*keys, *([t.c.account_id] if per_customer else []))
 
 
 async def aggregate(session: AsyncSession, scope: Scope | Principal, period: Period,
                     filters: SalesFilter, dims: Sequence[Dimension], quantity: bool = True,
-                    rollups: RollupState | None = None) -> dict[tuple[Any, ...], Measures]:
+                    rollups: RollupState | None = None, customers: bool = True,
+                    ) -> dict[tuple[Any, ...], Measures]:
     """Measures per group (one statement); no dimensions: one total row. Without
     `quantity`, quantities are 0 and the order lines are read only if a product
-    dimension or filter needs them.
+    dimension or filter needs them; without `customers`, customers are 0 (counting
+    distinct customers needs a pass per (group, customer)).
 
     Whole months the rollups hold (and whose orders did not change since, see
     schema.analytics.rollup) are read from the cube that answers these groups exactly;
@@ -238,14 +243,15 @@ async def aggregate(session: AsyncSession, scope: Scope | Principal, period: Per
     dim_names = [d.value for d in dims]
     parts: list[sa.Select[Any]] = []
     if months and cube is not None:
-        parts.append(per_customer_rolled(cube, scope, months, filters, dims))
+        parts.append(per_customer_rolled(cube, scope, months, filters, dims, customers))
     if live:
         po = per_order(scope, live, filters, dims, quantity)
         keys = [po.c[n] for n in dim_names]
+        who = [po.c.customer] if customers else []
         parts.append(sa.select(
-            *keys, po.c.customer, sa.func.sum(po.c.revenue).label("revenue"),
+            *keys, *who, sa.func.sum(po.c.revenue).label("revenue"),
             sa.func.sum(po.c.cost).label("cost"), sa.func.sum(po.c.quantity).label("quantity"),
-            sa.func.count().label("orders")).group_by(*keys, po.c.customer))
+            sa.func.count().label("orders")).group_by(*keys, *who))
     both = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("parts")
     keys = [both.c[n] for n in dim_names]
     stmt = sa.select(
@@ -253,7 +259,8 @@ async def aggregate(session: AsyncSession, scope: Scope | Principal, period: Per
         sa.func.coalesce(sa.func.sum(both.c.cost), 0).label("cost"),
         sa.func.coalesce(sa.func.sum(both.c.quantity), 0).label("quantity"),
         sa.func.coalesce(sa.func.sum(both.c.orders), 0).label("orders"),
-        sa.func.count(sa.distinct(both.c.customer)).label("customers"),
+        (sa.func.count(sa.distinct(both.c.customer)) if customers else sa.literal(0)
+         ).label("customers"),
     ).group_by(*keys)
     out: dict[tuple[Any, ...], Measures] = {}
     for r in (await session.execute(stmt)).mappings():
@@ -298,6 +305,8 @@ class Wanted:
     previous_totals: bool = True
     #: Quantities (a read of the order lines) for each of the four parts above.
     quantities: tuple[bool, bool, bool, bool] = (True, True, True, True)
+    #: Distinct customers, for each of the four parts.
+    customers: tuple[bool, bool, bool, bool] = (True, True, True, True)
 
 
 async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: Period,
@@ -309,12 +318,13 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
     previous = {Compare.PREVIOUS_PERIOD: period.previous, Compare.PREVIOUS_YEAR:
                 period.previous_year}.get(compare, lambda: None)()
     q_rows, q_totals, q_previous_rows, q_previous_totals = wanted.quantities
-    current = await aggregate(session, scope, period, filters, dims, q_rows, rollups) \
-        if wanted.rows else {}
+    c_rows, c_totals, c_previous_rows, c_previous_totals = wanted.customers
+    current = await aggregate(session, scope, period, filters, dims, q_rows, rollups,
+                              c_rows) if wanted.rows else {}
     totals = Measures()
     if wanted.totals:
-        totals = (await aggregate(session, scope, period, filters, (), q_totals, rollups)).get(
-            (), totals)
+        totals = (await aggregate(session, scope, period, filters, (), q_totals, rollups,
+                                  c_totals)).get((), totals)
     result = SalesVolume(period, previous, dims, totals, None, group_count=len(current))
     before: dict[tuple[Any, ...], Measures] = {}
     if previous is not None:
@@ -322,14 +332,14 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
             months = (period.start.year * 12 + period.start.month) - (
                 previous.start.year * 12 + previous.start.month)
             for key, m in (await aggregate(session, scope, previous, filters, dims,
-                                           q_previous_rows, rollups)).items():
+                                           q_previous_rows, rollups, c_previous_rows)).items():
                 if (moved := _shift(dims, key, months)) is not None:
                     before[moved] = m
         result.previous_totals = Measures()
         if wanted.previous_totals:
             result.previous_totals = (await aggregate(
-                session, scope, previous, filters, (), q_previous_totals, rollups)
-            ).get((), Measures())
+                session, scope, previous, filters, (), q_previous_totals, rollups,
+                c_previous_totals)).get((), Measures())
     rows = [VolumeRow(dict(zip(dims, key, strict=True)), m,
                       before.get(key, Measures()) if previous is not None else None)
             for key, m in current.items()]
@@ -340,11 +350,11 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
 
 async def monthly_series(session: AsyncSession, scope: Scope | Principal, filters: SalesFilter,
                          first: int, last: int) -> dict[int, Measures]:
-    """Measures (without quantities) per month key from `first` to `last` (yyyymm,
-    inclusive), zero-filled."""
+    """Measures (without quantities and customers) per month key from `first` to `last`
+    (yyyymm, inclusive), zero-filled."""
     period = Period(month_start(first), month_start(add_months(last, 1)) - timedelta(days=1))
     found = await aggregate(session, scope, period, filters, (Dimension.MONTH,),
-                            quantity=False)
+                            quantity=False, customers=False)
     out: dict[int, Measures] = {}
     key = first
     while key <= last:
