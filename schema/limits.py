@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from graphql import (
+    ASTValidationRule,
     FieldNode,
     GraphQLError,
     SelectionSetNode,
@@ -28,13 +29,13 @@ from graphql import (
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 log = logging.getLogger("fieldsync.graphql")
 
