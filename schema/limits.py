@@ -116,17 +116,30 @@ def is_unavailable(exc: BaseException | None) -> bool:
     return False
 
 
+#: graphql-core's wording when a scalar refuses an argument or a variable.
+_INPUT_REFUSED = ("Expected value of type ", "Variable '$")
+
+
 def _should_mask(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+    if original is None or isinstance(original, GraphQLError):
+        return False
+    # A scalar parser refusing the client's input (Cents out of range, a malformed date)
+    # while the document is validated or the variables coerced: no resolver ran, and the
+    # message says what to fix. Anything else that raised is a bug and stays masked.
+    return not (error.path is None and isinstance(original, (ValueError, TypeError))
+                and error.message.startswith(_INPUT_REFUSED))
 
 
 def extensions(limits: GraphQLLimits) -> list[Callable[[], SchemaExtension]]:
+    # The rule classes are built once: the validation cache keys on them, and the
+    # limiter extensions would mint new classes per request (every lookup a miss).
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(limits.max_depth, None), alias_rule(limits.max_aliases),
+        duplicate_field_rule(limits.max_duplicate_fields)]
     out: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules([duplicate_field_rule(limits.max_duplicate_fields)]),
         lambda: CorrelatedMaskErrors(should_mask_error=_should_mask),
         # The same few operations arrive again and again (sync pulls above all).
         lambda: ParserCache(maxsize=256),
