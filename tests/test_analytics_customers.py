@@ -190,31 +190,25 @@ async def test_new_and_at_risk(as_user: Any, db: Database, world: World) -> None
     assert seg[old]["segment"] == "AT_RISK"
 
 
-async def test_account_field_reads_the_same_model(db: Database, world: World, as_user: Any,
-                                                  rfm: list[Any]) -> None:
-    """`account_rfm_score` (for an `Account.rfmScore` field) agrees with customerSegment
-    as of yesterday."""
-    from types import SimpleNamespace
+ACCOUNT_RFM = """{ accounts(first: 50) { edges { node { id name
+  rfmScore { score segment recencyDays } } } } }"""
 
+
+async def test_account_rfm_score_field(as_user: Any, rfm: list[Any]) -> None:
+    """`Account.rfmScore` agrees with customerSegment as of yesterday, for the accounts a
+    caller sees (and reads the company-wide model: the same score for every caller)."""
     from schema.analytics.gql_common import today
-    from schema.analytics.gql_customers import account_rfm_score
-    from schema.enums import Role
-    from schema.scope import Principal
-
-    class Ctx:
-        def __init__(self, session: Any) -> None:
-            self.session, self.me, self.loaders = session, Principal(
-                world.users["rep1"], Role.REP), {}
-
-        def loader(self, key: Any, factory: Any) -> Any:
-            return self.loaders.setdefault(key, factory())
 
     yesterday = (today() - timedelta(days=1)).isoformat()
-    rep1 = await as_user("rep1")
-    async with db.read() as session:
-        info = SimpleNamespace(context=Ctx(session))
+    rep1, manager1 = await as_user("rep1"), await as_user("manager1")
+    for api in (rep1, manager1):
+        nodes = {e["node"]["id"]: e["node"]
+                 for e in (await api.ok(ACCOUNT_RFM))["accounts"]["edges"]}
         for acc in (rfm[0], rfm[9]):
-            field = await account_rfm_score(info, str(acc))  # type: ignore[arg-type]
             one = (await rep1.ok(ONE, {"a": str(acc), "d": yesterday}))["customerSegment"]
-            assert field is not None and (field.score(), field.segment.name) == (
-                one["score"], one["segment"])
+            field = nodes[str(acc)]["rfmScore"]
+            assert (field["score"], field["segment"]) == (one["score"], one["segment"])
+        unscored = [n for n in nodes.values() if n["name"].startswith("rep1 shop")]
+        assert unscored and all(n["rfmScore"] is None for n in unscored)
+    others = (await (await as_user("rep2")).ok(ACCOUNT_RFM))["accounts"]["edges"]
+    assert str(rfm[0]) not in {e["node"]["id"] for e in others}

@@ -4,7 +4,7 @@ relations are resolved through scoped DataLoaders."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from sqlmodel import col
@@ -28,6 +28,9 @@ from schema.leads.tables import Lead as LeadRow
 from schema.orders.tables import Order as OrderRow
 from schema.orders.tables import OrderLine as OrderLineRow
 from schema.service.tables import Case as CaseRow
+
+if TYPE_CHECKING:
+    from schema.analytics.gql_customers import RfmScoreType
 
 
 @strawberry.interface(description="An object with a globally unique id (a UUID).")
@@ -142,6 +145,16 @@ class _AccountFields:
         rows = await load_many(_ctx(info), TaskRow, "account_id", self.id,
                                order_by=col(TaskRow.due_date))
         return [build(Task, r) for r in rows if not open_only or not r["done"]]
+
+    @strawberry.field(description="RFM scores and segment as of yesterday (company-wide "
+                      "quintiles, docs/manager-queries.md#customer-segments-rfm); null "
+                      "without a sale in the last two years. `segment` is the sales channel.")
+    async def rfm_score(self, info: Info) -> Annotated[
+            RfmScoreType, strawberry.lazy("schema.analytics.gql_customers")] | None:
+        # Imported here: schema.analytics builds on these types.
+        from schema.analytics.gql_customers import account_rfm_score
+
+        return await account_rfm_score(info, self.id)
 
 
 @columns(AccountRow, description="A customer: the central record of the CRM.")
