@@ -120,7 +120,11 @@ def sold_orders(scope: Scope | Principal | None, period: Period | None = None) -
         scope = Scope(scope)
     if scope is not None:
         stmt = scope.read(stmt, Order)
-    stmt = stmt.where(col(Order.status).in_(SOLD))
+    # An expression on the status, not the bare column: nineteen orders in twenty are
+    # sales, so ix_sales_order_status never narrows them down, yet SQLite (no planner
+    # statistics) would walk it, and fetch every sale of the company, before the period's
+    # or the scope's index.
+    stmt = stmt.where(sa.func.coalesce(col(Order.status), sa.literal("", sa.String)).in_(SOLD))
     if period is not None:
         stmt = stmt.where(col(Order.order_date).between(period.start, period.end))
     return stmt
