@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
@@ -149,13 +149,25 @@ class _WithUnitOfWorkStack:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answered = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
         try:
             async with AsyncExitStack() as stack:
                 scope["fieldsync.stack"] = stack
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, tracked_send if scope["type"] == "http" else send)
         except ClientDisconnect:
             log.info("client went away mid-request; nothing was applied")
         except Exception as exc:
+            if answered:
+                # The response is out; closing the request's read session failed, e.g. on
+                # a connection that a cancelled resolver left broken. The pool drops it.
+                log.warning("cleanup after the response failed: %r", exc)
+                return
             # Authentication reads the database before GraphQL runs; when every pooled
             # connection is busy (or the database is down) say "retry", not 500.
             if not is_unavailable(exc) or scope["type"] != "http":
