@@ -41,6 +41,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="devices syncing at once in the storm (0 = all)")
     p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for the server, e.g. FIELDSYNC_DB_POOL_SIZE=20")
+    p.add_argument("--managers-querying", type=int, default=0, metavar="N",
+                   help="N managers run explorer queries (customer360, accounts with orders, "
+                        "topCustomers, salesVolume, leadFunnel) throughout the storm")
+    p.add_argument("--manager-think", type=float, default=1.0, metavar="SECONDS",
+                   help="mean think time between two queries of one manager (default 1.0)")
     p.add_argument("--workdir", type=Path, help="keep device stores, server log and DB here")
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     p.add_argument("--verbose", action="store_true")
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                          workers=a.workers, tablet_share=a.tablets, lunch_share=a.lunch,
                          max_connections=a.max_connections, storm_parallel=a.storm_parallel,
                          workdir=a.workdir, server_env=env,
+                         managers_querying=a.managers_querying, manager_think=a.manager_think,
                          log=lambda s: print(s, flush=True))
     try:
         result = asyncio.run(simulate(config))

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bench.fleet.dataset import Person, RepWorld, World
 from bench.fleet.faults import KINDS, FaultConfig
+from bench.fleet.managers import DECK, ManagerLoad
 from bench.fleet.simulator import FleetConfig, TamperContext, simulate, summary
+from schema.enums import Role
 from schema.registry import registry
 from server.db import sync_url
 from sync.tables import MutationResult
@@ -33,7 +36,8 @@ def _config(database_url: str, tmp_path: Path, **kw: object) -> FleetConfig:
 
 async def test_twenty_reps_with_faults_and_a_server_kill_pass_the_verifier(
         database_url: str, tmp_path: Path) -> None:
-    res = await simulate(_config(database_url, tmp_path, reps=20, seed=7, faults=FAULTS, kills=1))
+    res = await simulate(_config(database_url, tmp_path, reps=20, seed=7, faults=FAULTS, kills=1,
+                                 managers_querying=2, manager_think=0.2))
     text = summary(res)
     assert res.verify is not None, text
     assert res.verify.ok, text
@@ -52,6 +56,48 @@ async def test_twenty_reps_with_faults_and_a_server_kill_pass_the_verifier(
     # Protocol anomalies (server bug 2) and masked server failures (bug 3) are gone.
     assert not res.verify.anomalies, text
     assert not res.server_failures, text
+    # Two managers ran every kind of explorer query during the storm, with right answers
+    # (the scope probes included) and no error other than the server being down.
+    ml = res.manager_load
+    assert ml is not None and ml.unexpected == 0 and not ml.failures, text
+    assert all(ml.stats[k].ok > 0 for k in DECK), text
+
+
+def test_manager_query_checks_catch_wrong_answers() -> None:
+    """The manager load's answer checks fail on a scope leak or a wrong account."""
+    world = _tiny_world()
+    ml = ManagerLoad("http://unused", world, 1, seed=1)
+    m = ml.managers[0]
+    other = ml._others[m.person.name][0]
+    ml._others[m.person.name] = [other]
+    m.rng.random = lambda: 0.0  # type: ignore[method-assign]  # always a scope probe
+    _q, variables, check = ml._pick(m, "customer360")
+    assert variables == {"account": other}
+    assert check({"customer360": None}) is None
+    assert "scope leak" in (check({"customer360": {"account": {"id": other}}}) or "")
+    m.rng.random = lambda: 0.99  # type: ignore[method-assign]  # a team account
+    _q, variables, check = ml._pick(m, "customer360")
+    assert check({"customer360": {"account": {"id": variables["account"]}}}) is None
+    assert "null" in (check({"customer360": None}) or "")
+    _q, variables, check = ml._pick(m, "accounts")
+    node = {"id": "a1", "ownerId": variables["rep"], "orders": [{"id": "o1", "accountId": "a1"}]}
+    assert check({"accounts": {"edges": [{"node": node}]}}) is None
+    stray = {**node, "ownerId": str(uuid.uuid4())}
+    assert "answered account" in (check({"accounts": {"edges": [{"node": stray}]}}) or "")
+    wrong = {**node, "orders": [{"id": "o2", "accountId": "a9"}]}
+    assert "lists order" in (check({"accounts": {"edges": [{"node": wrong}]}}) or "")
+
+
+def _tiny_world() -> World:
+    def person(name: str, role: Role, boss: str | None = None) -> Person:
+        return Person(name, f"{name}@x", uuid.uuid4(), role, boss)
+
+    bosses = [person("manager000", Role.MANAGER), person("manager001", Role.MANAGER)]
+    reps = [RepWorld(person(f"rep{i:04d}", Role.REP, bosses[i // 2].name),
+                     [uuid.uuid4(), uuid.uuid4()], [], [], []) for i in range(4)]
+    return World("sqlite://", person("admin", Role.ADMIN), bosses, reps, [], uuid.uuid4(),
+                 uuid.uuid4(), team={"manager000": ["rep0000", "rep0001"],
+                                     "manager001": ["rep0002", "rep0003"]})
 
 
 async def test_the_verifier_catches_planted_violations(database_url: str, tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ import httpx
 
 from bench.fleet.dataset import JWT_SECRET, World, seed_world
 from bench.fleet.faults import KINDS, FaultConfig, FaultTransport, ResultTap
+from bench.fleet.managers import DECK, ManagerLoad
 from bench.fleet.server import Supervisor, postgres_cpu
 from bench.fleet.verifier import Verifier, VerifyReport
 from bench.fleet.workload import (
@@ -93,6 +94,11 @@ class FleetConfig:
     keep: bool = False
     server_env: dict[str, str] = field(default_factory=dict)
     verify_parallel: int = 8
+    #: Managers running explorer queries (GraphQL analytics) throughout the storm, with
+    #: `manager_think` seconds of think time on average between two requests of one
+    #: manager (bench.fleet.managers; the morning-peak load test).
+    managers_querying: int = 0
+    manager_think: float = 1.0
     #: Called after the final sync, before the verifier (tests use it to tamper with
     #: the server or a device and check that the verifier notices).
     before_verify: Callable[[TamperContext], Awaitable[None]] | None = None
@@ -156,6 +162,8 @@ class FleetResult:
     errors: list[str] = field(default_factory=list)
     #: syncs refused with a masked server error (code INTERNAL), then retried
     server_failures: list[str] = field(default_factory=list)
+    #: the managers' queries during the storm (None: no manager queried)
+    manager_load: ManagerLoad | None = None
 
     @property
     def ok(self) -> bool:
@@ -321,13 +329,15 @@ class Fleet:
         tap = ResultTap()
         inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(
             max_connections=c.max_connections, max_keepalive_connections=c.max_connections))
-        faults = FaultTransport(inner, c.faults, c.seed, tap)
+        faults = FaultTransport(inner, c.faults, c.seed, tap, max_in_flight=c.max_connections)
         http = httpx.AsyncClient(transport=faults, timeout=httpx.Timeout(
             120.0, connect=10.0, pool=None))
         bo_http = httpx.AsyncClient(timeout=60)
         devices: list[SimDevice] = []
         backoffice = BackOffice(sup.url, world.admin)
         verify: VerifyReport | None = None
+        mload = (ManagerLoad(sup.url, world, c.managers_querying, c.seed, c.manager_think, self.log)
+                 if c.managers_querying > 0 else None)
         try:
             folder = workdir / "devices"
             phones, tablets, managers = [], [], []
@@ -426,12 +436,19 @@ class Fleet:
                     if manager_edits(mgr, plan, world, intensity=0.5):
                         await self.sync(mgr, phase)
 
+            async def manager_queries(phase: PhaseStats) -> None:
+                if mload is not None:
+                    await mload.run(lambda: bool(phase.ended))
+
             storm_order = devices[:]
             sub_rng(c.seed, "storm").shuffle(storm_order)
             for d in storm_order:
                 d.device.transport.retries = 0
             await self.run_phase("storm", storm_order, parallel=c.storm_parallel,
-                                 hooks=[killer, storm_events])
+                                 hooks=[killer, storm_events, manager_queries])
+            if mload is not None and mload.unexpected:
+                self.errors.append(f"{mload.unexpected} manager queries failed unexpectedly "
+                                   "(wrong answers or non-retryable errors)")
 
             # 9. settle: no faults, until a round pushes nothing
             faults.enabled = False
@@ -462,7 +479,7 @@ class Fleet:
         retries = sum(d.device.transport.retries for d in devices)
         return FleetResult(c, world, plan, self.phases, self.timings, faults, sup, devices,
                            backoffice, verify, retries, sum(d.relogins for d in devices),
-                           self.load, self.server_cpu, self.errors, self.server_failures)
+                           self.load, self.server_cpu, self.errors, self.server_failures, mload)
 
 
 async def simulate(config: FleetConfig) -> FleetResult:
@@ -504,6 +521,8 @@ def summary(res: FleetResult, max_violations: int = 10) -> str:
                    f"{pct(storm.latencies, .5) * 1000:.0f} ms, p99 {pct(storm.latencies, .99) * 1000:.0f} ms "
                    f"(per device first try → done: p50 {pct(storm.e2e, .5) * 1000:.0f} ms, p99 "
                    f"{pct(storm.e2e, .99) * 1000:.0f} ms)")
+    if res.manager_load is not None:
+        out.append(_manager_summary(res.manager_load, max_violations))
     out.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
     out.append(f"server: {res.supervisor.starts} starts, {res.supervisor.kills} SIGKILL(s), restart took "
                + (", ".join(f"{x:.1f}s" for x in res.supervisor.downtime) or "-")
@@ -588,6 +607,38 @@ def summary(res: FleetResult, max_violations: int = 10) -> str:
     return "\n".join(out)
 
 
+def _manager_summary(ml: ManagerLoad, max_failures: int) -> str:
+    secs = ml.seconds or math.nan
+    rows: list[tuple[object, ...]] = []
+    lat_all: list[float] = []
+    exp_all: Counter[str] = Counter()
+    unexp_all: Counter[str] = Counter()
+    for kind in DECK:
+        st = ml.stats[kind]
+        lat_all += st.latencies
+        exp_all.update(st.expected)
+        unexp_all.update(st.unexpected)
+        rows.append((kind, st.ok, f"{st.ok / secs:.2f}", f"{pct(st.latencies, .5) * 1000:.0f}",
+                     f"{pct(st.latencies, .99) * 1000:.0f}",
+                     f"{max(st.latencies, default=math.nan) * 1000:.0f}",
+                     sum(st.expected.values()), sum(st.unexpected.values())))
+    n = sum(ml.stats[k].ok for k in DECK)
+    rows.append(("all", n, f"{n / secs:.2f}", f"{pct(lat_all, .5) * 1000:.0f}",
+                 f"{pct(lat_all, .99) * 1000:.0f}", f"{max(lat_all, default=math.nan) * 1000:.0f}",
+                 sum(exp_all.values()), sum(unexp_all.values())))
+    out = [f"\nmanager queries during the storm: {len(ml.managers)} managers "
+           f"(think time {ml.think:.1f}s on average), {ml.seconds:.1f}s, {ml.logins} logins",
+           _table(rows, ("query", "answered", "q/s", "p50 ms", "p99 ms", "max ms",
+                         "errors (expected)", "errors (unexpected)"))]
+    out.append("  expected errors (server down or restarting, retryable): "
+               + (", ".join(f"{k} {v}" for k, v in exp_all.most_common()) or "none"))
+    out.append("  unexpected errors: " + (", ".join(f"{k} {v}" for k, v in unexp_all.most_common())
+                                         or "none"))
+    for f in ml.failures[:max_failures]:
+        out.append(f"  MANAGER QUERY FAILED: {f}")
+    return "\n".join(out)
+
+
 def to_json(res: FleetResult) -> dict[str, Any]:
     storm = res.phases.get("storm")
     return {
@@ -601,4 +652,15 @@ def to_json(res: FleetResult) -> dict[str, Any]:
         "violations": [dataclasses.asdict(v) for v in (res.verify.violations if res.verify else [])],
         "anomalies": [dataclasses.asdict(v) for v in (res.verify.anomalies if res.verify else [])],
         "errors": res.errors, "server_failures": res.server_failures, "load": res.load,
+        "cpu": {"server_total": res.server_cpu},
+        "manager_queries": None if res.manager_load is None else {
+            "managers": len(res.manager_load.managers), "seconds": res.manager_load.seconds,
+            "think": res.manager_load.think, "failures": res.manager_load.failures,
+            "queries": {k: {"ok": st.ok, "per_s": st.ok / res.manager_load.seconds
+                            if res.manager_load.seconds else None,
+                            "p50": pct(st.latencies, .5), "p99": pct(st.latencies, .99),
+                            "max": max(st.latencies, default=None),
+                            "expected_errors": dict(st.expected),
+                            "unexpected_errors": dict(st.unexpected)}
+                        for k, st in res.manager_load.stats.items()}},
     }
