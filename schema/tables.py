@@ -7,8 +7,10 @@ from schema.analytics.tables import (
     BasketItemMonthly,
     BasketPairMonthly,
     SalesCategoryMonthly,
+    SalesCategoryTotalMonthly,
     SalesFactMonthly,
     SalesOrderMonthly,
+    SalesProductTotalMonthly,
 )
 from schema.audit import AuditEvent
 from schema.billing.tables import Invoice
@@ -24,6 +26,7 @@ __all__ = [
     "Account", "AnalyticsRollup", "AuditEvent", "BasketItemMonthly", "BasketPairMonthly", "Case",
     "Change", "Client", "Conflict", "Contact", "Invoice", "Lead", "LeadStatusChange", "LogHead",
     "LoginAttempt", "MutationResult", "Order", "OrderLine", "PriceEntry", "Product",
-    "RefreshToken", "SalesCategoryMonthly", "SalesFactMonthly", "SalesOrderMonthly", "ScopeKey",
-    "Task", "Territory", "User", "VisitNote", "metadata",
+    "RefreshToken", "SalesCategoryMonthly", "SalesCategoryTotalMonthly", "SalesFactMonthly",
+    "SalesOrderMonthly", "SalesProductTotalMonthly", "ScopeKey", "Task", "Territory", "User",
+    "VisitNote", "metadata",
 ]

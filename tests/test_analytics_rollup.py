@@ -4,6 +4,7 @@ orders change), idempotent refresh, and the scope rule on rollup-backed answers.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -17,10 +18,19 @@ from schema.analytics.rollup import RollupState, refresh_rollups, rollup_state
 from schema.analytics.tables import (
     BasketPairMonthly,
     SalesCategoryMonthly,
+    SalesCategoryTotalMonthly,
     SalesFactMonthly,
     SalesOrderMonthly,
+    SalesProductTotalMonthly,
 )
-from schema.analytics.volume import Dimension, SalesFilter, aggregate
+from schema.analytics.volume import (
+    Dimension,
+    SalesFilter,
+    Wanted,
+    aggregate,
+    cube_for,
+    sales_volume,
+)
 from schema.enums import OrderStatus, Role
 from schema.jobs.daily import run_daily
 from schema.registry import registry
@@ -98,9 +108,15 @@ async def test_known_rows(db: Database, world: World, sales: dict[str, uuid.UUID
             SalesFactMonthly.month == 202604,
             SalesFactMonthly.product_id == world.products["cola"]))).one()
         assert tuple(cola_april) == (5900, 6, 2)  # two cola lines, one order
-        snacks = (await s.execute(sa.select(sa.func.sum(SalesCategoryMonthly.order_count)).where(
-            SalesCategoryMonthly.category == "snacks"))).scalar_one()
-        assert snacks == 3
+        for cube in (SalesCategoryMonthly, SalesCategoryTotalMonthly):
+            snacks = (await s.execute(sa.select(sa.func.sum(cube.order_count)).where(
+                cube.category == "snacks"))).scalar_one()
+            assert snacks == 3
+        cola = (await s.execute(sa.select(
+            SalesProductTotalMonthly.revenue_cents, SalesProductTotalMonthly.order_count).where(
+            SalesProductTotalMonthly.month == 202604,
+            SalesProductTotalMonthly.product_id == world.products["cola"]))).one()
+        assert tuple(cola) == (5900, 2)
         may = (await s.execute(sa.select(SalesOrderMonthly.revenue_cents).where(
             SalesOrderMonthly.month == 202605))).scalars().all()
         assert may == [3500]  # the cancelled order is not a sale
@@ -122,6 +138,9 @@ async def test_rollup_answers_equal_live_ones(db: Database, world: World, role: 
         ((Dimension.CATEGORY,), SalesFilter()), ((Dimension.PRODUCT, Dimension.YEAR),
                                                  SalesFilter(categories=("drinks",))),
         ((Dimension.ACCOUNT,), SalesFilter(categories=("snacks",))),
+        ((Dimension.CATEGORY, Dimension.REP, Dimension.MONTH), SalesFilter()),
+        ((Dimension.PRODUCT, Dimension.QUARTER), SalesFilter(product_ids=(
+            world.products["cola"], world.products["chips"]))),
         ((Dimension.MONTH,), SalesFilter(product_ids=(world.products["cola"],))),
     ]
     async with db.read() as s:
@@ -132,9 +151,12 @@ async def test_rollup_answers_equal_live_ones(db: Database, world: World, role: 
         scope = await Scope.of(s, who)
         for period in (SPRING, ODD, NARROW):
             for dims, filters in groupings:
-                rolled = await aggregate(s, scope, period, filters, dims, True, state)
-                live = await aggregate(s, scope, period, filters, dims, True, RollupState())
-                assert rolled == live, (period, dims, filters)
+                for customers in (True, False):  # without: an admin reads company totals
+                    rolled = await aggregate(s, scope, period, filters, dims, True, state,
+                                             customers)
+                    live = await aggregate(s, scope, period, filters, dims, True,
+                                           RollupState(), customers)
+                    assert rolled == live, (period, dims, filters, customers)
             assert await top_customers(s, scope, period, rollups=state) == await top_customers(
                 s, scope, period, rollups=RollupState())
 
@@ -238,3 +260,22 @@ async def test_scope_on_rollup_backed_answers(as_user: Any, db: Database,
                                "customerCount": 3}
     top = await (await as_user("manager2")).ok(TOP, {"p": period})
     assert [c["account"]["name"] for c in top["topCustomers"]["customers"]] == ["rep3 shop 0"]
+
+
+async def test_totals_summed_from_rows_equal_their_own_statement(
+        db: Database, world: World, sales: dict[str, uuid.UUID]) -> None:
+    await run_daily(db, TODAY)
+    admin = Principal(world.users["admin"], Role.ADMIN)
+    summed = Wanted(customers=(True, False, True, False))
+    async with db.read() as s:
+        assert cube_for((Dimension.CATEGORY,), SalesFilter(), await rollup_state(s), True,
+                        False) is SalesCategoryTotalMonthly
+        for dims in ((Dimension.MONTH,), (Dimension.TERRITORY, Dimension.REP)):
+            for period in (SPRING, NARROW):
+                own = await sales_volume(s, admin, period, dims)
+                derived = await sales_volume(s, admin, period, dims, wanted=summed)
+                for a, b in ((own.totals, derived.totals),
+                             (own.previous_totals, derived.previous_totals)):
+                    assert a is not None and b is not None
+                    assert replace(a, customers=0) == b, (dims, period)
+                assert own.rows == derived.rows

@@ -84,17 +84,20 @@ async def test_by_month_rep_and_product(as_user: Any, sales: None) -> None:
 
 
 async def test_only_what_is_asked_for_is_computed(app: Any, as_user: Any, sales: None) -> None:
-    """Rows, totals and the previous period's are one statement each, and each reads the
-    order lines only for the quantities asked of it (or a product dimension): otherwise
-    the orders' own totals suffice."""
+    """Rows, totals and the previous period's are one statement each (totals without
+    customers are summed from the rows when each order falls in one group), and each reads
+    the order lines only for the quantities asked of it (or a product dimension):
+    otherwise the orders' own totals suffice."""
     admin = await as_user("admin")
     await admin.ok("{ me { email } }")
     statements = counting(app)
     query = "query($p: PeriodInput) { salesVolume(period: $p, groupBy: [%s]) { %s } }"
     for dims, part, reads, lines in (
             ("MONTH", "totals { revenueCents }", 1, 0), ("MONTH", "rows { month }", 1, 0),
-            ("MONTH", "rows { revenueChange } previousTotals { orderCount }", 3, 0),
-            ("MONTH", "totals { quantity } rows { previous { revenueCents } }", 3, 1),
+            ("MONTH", "rows { revenueChange } previousTotals { orderCount }", 2, 0),
+            ("MONTH", "rows { revenueChange } previousTotals { customerCount }", 3, 0),
+            ("MONTH", "totals { quantity } rows { previous { revenueCents } }", 2, 1),
+            ("CATEGORY", "totals { quantity } rows { current { revenueCents } }", 2, 2),
             ("CATEGORY", "rows { current { revenueCents } }", 1, 1)):
         statements.clear()
         data = await admin.ok(query % (dims, part), {"p": MAY})

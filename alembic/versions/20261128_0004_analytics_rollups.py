@@ -35,14 +35,16 @@ def upgrade() -> None:
     sa.Column('month', sa.Integer(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'product_id', name=op.f('pk_basket_item_monthly'))
+    sa.PrimaryKeyConstraint('month', 'product_id', name=op.f('pk_basket_item_monthly')),
+    sqlite_with_rowid=False
     )
     op.create_table('basket_pair_monthly',
     sa.Column('product_a', sa.Uuid(), nullable=False),
     sa.Column('month', sa.Integer(), nullable=False),
     sa.Column('product_b', sa.Uuid(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('product_a', 'month', 'product_b', name=op.f('pk_basket_pair_monthly'))
+    sa.PrimaryKeyConstraint('product_a', 'month', 'product_b', name=op.f('pk_basket_pair_monthly')),
+    sqlite_with_rowid=False
     )
     op.create_table('sales_category_monthly',
     sa.Column('revenue_cents', sa.BigInteger(), nullable=False),
@@ -53,11 +55,33 @@ def upgrade() -> None:
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('account_id', sa.Uuid(), nullable=False),
     sa.Column('rep_id', sa.Uuid(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'category', 'account_id', 'rep_id', name=op.f('pk_sales_category_monthly'))
+    sa.PrimaryKeyConstraint('month', 'category', 'account_id', 'rep_id', name=op.f('pk_sales_category_monthly')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_category_monthly', schema=None) as batch_op:
         batch_op.create_index('ix_sales_category_monthly_account', ['account_id', 'month'], unique=False)
 
+    op.create_table('sales_category_total_monthly',
+    sa.Column('revenue_cents', sa.BigInteger(), nullable=False),
+    sa.Column('cost_cents', sa.BigInteger(), nullable=False),
+    sa.Column('quantity', sa.BigInteger(), nullable=False),
+    sa.Column('order_count', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('rep_id', sa.Uuid(), nullable=False),
+    sa.PrimaryKeyConstraint('month', 'category', 'rep_id', name=op.f('pk_sales_category_total_monthly')),
+    sqlite_with_rowid=False
+    )
+    op.create_table('sales_product_total_monthly',
+    sa.Column('revenue_cents', sa.BigInteger(), nullable=False),
+    sa.Column('cost_cents', sa.BigInteger(), nullable=False),
+    sa.Column('quantity', sa.BigInteger(), nullable=False),
+    sa.Column('order_count', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('product_id', sa.Uuid(), nullable=False),
+    sa.PrimaryKeyConstraint('month', 'product_id', name=op.f('pk_sales_product_total_monthly')),
+    sqlite_with_rowid=False
+    )
     op.create_table('sales_fact_monthly',
     sa.Column('revenue_cents', sa.BigInteger(), nullable=False),
     sa.Column('cost_cents', sa.BigInteger(), nullable=False),
@@ -67,7 +91,8 @@ def upgrade() -> None:
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('account_id', sa.Uuid(), nullable=False),
     sa.Column('rep_id', sa.Uuid(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'product_id', 'account_id', 'rep_id', name=op.f('pk_sales_fact_monthly'))
+    sa.PrimaryKeyConstraint('month', 'product_id', 'account_id', 'rep_id', name=op.f('pk_sales_fact_monthly')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_fact_monthly', schema=None) as batch_op:
         batch_op.create_index('ix_sales_fact_monthly_account', ['account_id', 'month'], unique=False)
@@ -82,7 +107,8 @@ def upgrade() -> None:
     sa.Column('rep_id', sa.Uuid(), nullable=False),
     sa.Column('first_order_date', sa.Date(), nullable=False),
     sa.Column('last_order_date', sa.Date(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'account_id', 'rep_id', name=op.f('pk_sales_order_monthly'))
+    sa.PrimaryKeyConstraint('month', 'account_id', 'rep_id', name=op.f('pk_sales_order_monthly')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_order_monthly', schema=None) as batch_op:
         batch_op.create_index('ix_sales_order_monthly_account', ['account_id', 'month'], unique=False)
@@ -102,6 +128,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sales_category_monthly_account')
 
     op.drop_table('sales_category_monthly')
+    op.drop_table('sales_product_total_monthly')
+    op.drop_table('sales_category_total_monthly')
     op.drop_table('basket_pair_monthly')
     op.drop_table('basket_item_monthly')
     op.drop_table('analytics_rollup')

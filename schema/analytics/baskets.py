@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from schema.analytics.common import Period, Scope, sold_orders
-from schema.analytics.rollup import RollupState, in_periods, rollup_state
+from schema.analytics.rollup import RollupState, company_wide, in_periods, rollup_state
 from schema.analytics.tables import BasketItemMonthly, BasketPairMonthly, SalesOrderMonthly
 from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal
@@ -141,12 +141,6 @@ async def count_baskets(session: AsyncSession, tx: sa.Select[Any],
         else:
             pairs[(x, y)] = int(c)
     return Counts(total, frequent, pairs, min_count_for(min_support, total))
-
-
-def company_wide(scope: Scope | Principal | None) -> bool:
-    if isinstance(scope, Principal):
-        return scope.is_admin
-    return scope is None or scope.principal.is_admin
 
 
 async def count_baskets_rolled(session: AsyncSession, period: Period, min_support: float,

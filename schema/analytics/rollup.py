@@ -39,19 +39,21 @@ from schema.analytics.tables import (
     BasketItemMonthly,
     BasketPairMonthly,
     SalesCategoryMonthly,
+    SalesCategoryTotalMonthly,
     SalesFactMonthly,
     SalesOrderMonthly,
+    SalesProductTotalMonthly,
 )
 from schema.catalog.tables import Product
 from schema.orders.tables import Order, OrderLine
-from schema.scope import visible_keys
+from schema.scope import Principal, visible_keys
 from sync.model import table_of, utcnow
 from sync.tables import Change, LogHead
 
 NAME = "sales"
 #: Each cube, in the order the refresh fills them.
-CUBES = (SalesOrderMonthly, SalesCategoryMonthly, SalesFactMonthly, BasketItemMonthly,
-         BasketPairMonthly)
+CUBES = (SalesOrderMonthly, SalesCategoryMonthly, SalesFactMonthly, SalesCategoryTotalMonthly,
+         SalesProductTotalMonthly, BasketItemMonthly, BasketPairMonthly)
 
 
 def _month_of_text(value: Any) -> Any:
@@ -174,15 +176,15 @@ def _sold(periods: list[Period]) -> sa.Subquery:
     return stmt.where(in_periods(col(Order.order_date), periods)).subquery("o")
 
 
-def _line_cube(o: sa.Subquery, key: Any, src: Any) -> sa.Select[Any]:
-    """Lines of the orders `o` (joined in `src`) grouped by month, `key`, account, rep."""
+def _line_cube(o: sa.Subquery, keys: Sequence[Any], src: Any) -> sa.Select[Any]:
+    """Lines of the orders `o` (joined in `src`) grouped by month and `keys`."""
     return (
-        sa.select(o.c.m, key, o.c.account_id, o.c.rep_id,
+        sa.select(o.c.m, *keys,
                   sa.func.sum(col(OrderLine.line_total_cents)),
                   sa.func.sum(col(OrderLine.quantity) * col(OrderLine.unit_cost_cents)),
                   sa.func.sum(col(OrderLine.quantity)),
                   sa.func.count(sa.distinct(o.c.id)))
-        .select_from(src).group_by(o.c.m, key, o.c.account_id, o.c.rep_id)
+        .select_from(src).group_by(o.c.m, *keys)
     )
 
 
@@ -206,13 +208,18 @@ async def _fill(session: AsyncSession, periods: list[Period]) -> None:
         ["month", "account_id", "rep_id", *measures, "first_order_date", "last_order_date"],
         orders))
     lines_of = o.join(OrderLine, col(OrderLine.order_id) == o.c.id)
-    by_category = _line_cube(o, col(Product.category), lines_of.join(
-        Product, col(Product.id) == col(OrderLine.product_id)))
-    await session.execute(table_of(SalesCategoryMonthly).insert().from_select(
-        ["month", "category", "account_id", "rep_id", *measures], by_category))
-    await session.execute(table_of(SalesFactMonthly).insert().from_select(
-        ["month", "product_id", "account_id", "rep_id", *measures],
-        _line_cube(o, col(OrderLine.product_id), lines_of)))
+    with_product = lines_of.join(Product, col(Product.id) == col(OrderLine.product_id))
+    who, rep = ["account_id", "rep_id"], ["rep_id"]
+    for table, names, keys, src in (
+            (SalesCategoryMonthly, ["category", *who],
+             [col(Product.category), o.c.account_id, o.c.rep_id], with_product),
+            (SalesFactMonthly, ["product_id", *who],
+             [col(OrderLine.product_id), o.c.account_id, o.c.rep_id], lines_of),
+            (SalesCategoryTotalMonthly, ["category", *rep], [col(Product.category), o.c.rep_id],
+             with_product),
+            (SalesProductTotalMonthly, ["product_id"], [col(OrderLine.product_id)], lines_of)):
+        await session.execute(table_of(table).insert().from_select(
+            ["month", *names, *measures], _line_cube(o, keys, src)))
     items = (sa.select(o.c.m, o.c.id.label("order_id"), col(OrderLine.product_id))
              .select_from(lines_of).distinct().cte("items"))
     await session.execute(table_of(BasketItemMonthly).insert().from_select(
@@ -261,7 +268,7 @@ async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshR
     else:
         assert state is not None
         months = await _changed_months(session, state.seq)
-        for cube in CUBES:
+        for cube in CUBES if months else ():
             table = table_of(cube)
             await session.execute(sa.delete(table).where(table.c.month.in_(sorted(months))))
     if months:
@@ -274,6 +281,13 @@ async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshR
     await session.flush()
     return RefreshReport(full, len(months), head)
 
+
+
+def company_wide(scope: Scope | Principal | None) -> bool:
+    """Whether `scope` reads every sale of the company (an admin, or a company model)."""
+    if isinstance(scope, Principal):
+        return scope.is_admin
+    return scope is None or scope.principal.is_admin
 
 
 def scoped_accounts(column: Any, scope: Scope | None) -> sa.ColumnElement[bool]:

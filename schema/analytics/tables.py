@@ -12,8 +12,15 @@ rest. Every cube is keyed by month (yyyymm), account and rep, so the one scope r
   when the month was rolled up; a category change rebuilds it). `order_count` = orders
   holding at least one product of the category.
 * `sales_fact_monthly`: the same per product. `order_count` = orders holding the product.
+* `sales_category_total_monthly` (per month, category and rep) and
+  `sales_product_total_monthly` (per month and product): the same for the whole company,
+  no account. Read for an admin's figures that need no account (no distinct customers,
+  no place dimension or filter): a few hundred rows a month instead of tens of thousands.
 * `basket_item_monthly` / `basket_pair_monthly`: company-wide orders per product and per
   pair of products (first id < second id), for basket analysis over whole months.
+
+On SQLite the cubes are WITHOUT ROWID tables: rows are stored in primary-key order, so a
+run of months is one sequential read with every measure at hand (no lookup per row).
 * `analytics_rollup`: one row: the change-log position the rollups are current with.
 """
 
@@ -44,7 +51,8 @@ class SalesOrderMonthly(_Measures, table=True):
     last_order_date: date
 
     # The primary key serves whole-company reads by month; this one a scope's accounts.
-    __table_args__ = (sa.Index("ix_sales_order_monthly_account", "account_id", "month"),)
+    __table_args__ = (sa.Index("ix_sales_order_monthly_account", "account_id", "month"),
+                      {"sqlite_with_rowid": False})
 
 
 class SalesCategoryMonthly(_Measures, table=True):
@@ -54,7 +62,8 @@ class SalesCategoryMonthly(_Measures, table=True):
     account_id: uuid.UUID = Field(primary_key=True)
     rep_id: uuid.UUID = Field(primary_key=True)
 
-    __table_args__ = (sa.Index("ix_sales_category_monthly_account", "account_id", "month"),)
+    __table_args__ = (sa.Index("ix_sales_category_monthly_account", "account_id", "month"),
+                      {"sqlite_with_rowid": False})
 
 
 class SalesFactMonthly(_Measures, table=True):
@@ -64,7 +73,25 @@ class SalesFactMonthly(_Measures, table=True):
     account_id: uuid.UUID = Field(primary_key=True)
     rep_id: uuid.UUID = Field(primary_key=True)
 
-    __table_args__ = (sa.Index("ix_sales_fact_monthly_account", "account_id", "month"),)
+    __table_args__ = (sa.Index("ix_sales_fact_monthly_account", "account_id", "month"),
+                      {"sqlite_with_rowid": False})
+
+
+class SalesCategoryTotalMonthly(_Measures, table=True):
+    __tablename__ = "sales_category_total_monthly"
+    month: int = Field(primary_key=True)
+    category: str = Field(primary_key=True, max_length=64)
+    rep_id: uuid.UUID = Field(primary_key=True)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class SalesProductTotalMonthly(_Measures, table=True):
+    __tablename__ = "sales_product_total_monthly"
+    month: int = Field(primary_key=True)
+    product_id: uuid.UUID = Field(primary_key=True)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class BasketItemMonthly(SQLModel, table=True):
@@ -72,6 +99,8 @@ class BasketItemMonthly(SQLModel, table=True):
     month: int = Field(primary_key=True)
     product_id: uuid.UUID = Field(primary_key=True)
     order_count: int = Field(nullable=False)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class BasketPairMonthly(SQLModel, table=True):
@@ -81,6 +110,8 @@ class BasketPairMonthly(SQLModel, table=True):
     month: int = Field(primary_key=True)
     product_b: uuid.UUID = Field(primary_key=True)
     order_count: int = Field(nullable=False)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class AnalyticsRollup(SQLModel, table=True):

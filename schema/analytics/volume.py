@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -28,8 +28,20 @@ from schema.analytics.common import (
     month_start,
     sold_orders,
 )
-from schema.analytics.rollup import RollupState, in_periods, rollup_state, scoped_accounts
-from schema.analytics.tables import SalesCategoryMonthly, SalesFactMonthly, SalesOrderMonthly
+from schema.analytics.rollup import (
+    RollupState,
+    company_wide,
+    in_periods,
+    rollup_state,
+    scoped_accounts,
+)
+from schema.analytics.tables import (
+    SalesCategoryMonthly,
+    SalesCategoryTotalMonthly,
+    SalesFactMonthly,
+    SalesOrderMonthly,
+    SalesProductTotalMonthly,
+)
 from schema.catalog.tables import Product
 from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal
@@ -168,21 +180,30 @@ def _filtered(stmt: sa.Select[Any], filters: SalesFilter, rep: Any, account: Any
     return stmt
 
 
-def cube_for(dims: Sequence[Dimension], filters: SalesFilter,
-             rollups: RollupState) -> type[SQLModel] | None:
-    """The rollup that answers these groups and filters exactly, or None (read live).
+def cube_for(dims: Sequence[Dimension], filters: SalesFilter, rollups: RollupState,
+             whole_company: bool = False, customers: bool = True) -> type[SQLModel] | None:
+    """The smallest rollup that answers these groups and filters exactly, or None (live).
 
     Order counts decide: a cube counts each order once per row, so its rows may be summed
     only when no order is split over two rows of one group. Per product, an order counts
     once per product: fine when grouping by product, not for a filter on several products
-    without it; the same for categories."""
+    without it; the same for categories. The company totals (no account) serve an admin's
+    figures that need no account: no distinct customers, no place dimension or filter."""
     product = Dimension.PRODUCT in dims or bool(filters.product_ids)
     category = Dimension.CATEGORY in dims or bool(filters.categories)
+    by_account = bool(filters.needs_account or filters.account_ids
+                      or (_NEEDS_ACCOUNT | {Dimension.ACCOUNT}) & set(dims))
+    totals = whole_company and not customers and not by_account
     if product:
-        return SalesFactMonthly if Dimension.PRODUCT in dims else None
+        if Dimension.PRODUCT not in dims:
+            return None
+        by_rep = Dimension.REP in dims or bool(filters.rep_ids)
+        return SalesProductTotalMonthly if totals and not by_rep else SalesFactMonthly
     if category:
         exact = Dimension.CATEGORY in dims or len(filters.categories) == 1
-        return SalesCategoryMonthly if exact and rollups.categories_current else None
+        if not exact or not rollups.categories_current:
+            return None
+        return SalesCategoryTotalMonthly if totals else SalesCategoryMonthly
     return SalesOrderMonthly
 
 
@@ -190,7 +211,7 @@ def _cube_column(d: Dimension, t: Any) -> Any:
     return {
         Dimension.TERRITORY: col(Account.territory_id), Dimension.REGION: col(Account.region),
         Dimension.CHANNEL: col(Account.segment), Dimension.TIER: col(Account.tier),
-        Dimension.ACCOUNT: t.c.account_id, Dimension.REP: t.c.rep_id,
+        Dimension.ACCOUNT: t.c.get("account_id"), Dimension.REP: t.c.get("rep_id"),
         Dimension.PRODUCT: t.c.get("product_id"),
         Dimension.CATEGORY: t.c.category if "category" in t.c else col(Product.category),
         Dimension.MONTH: t.c.month, Dimension.QUARTER: (t.c.month // 100) * 10
@@ -205,6 +226,8 @@ def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: 
     without `per_customer`)."""
     t = table_of(cube)
     src: Any = t
+    if "account_id" not in t.c:  # company totals: an admin's, without customers
+        per_customer = False
     if filters.needs_account or _NEEDS_ACCOUNT & set(dims):
         src = src.join(Account, col(Account.id) == t.c.account_id)
     by_product = "product_id" in t.c
@@ -217,9 +240,12 @@ def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: 
         *keys, *customer,
         sa.func.sum(t.c.revenue_cents).label("revenue"), sa.func.sum(t.c.cost_cents).label("cost"),
         sa.func.sum(t.c.quantity).label("quantity"), sa.func.sum(t.c.order_count).label("orders"),
-    ).select_from(src).where(t.c.month.in_(months), scoped_accounts(
-        t.c.account_id, scope if isinstance(scope, Scope) else Scope(scope)))
-    stmt = _filtered(stmt, filters, t.c.rep_id, t.c.account_id, t.c.get("product_id"), category)
+    ).select_from(src).where(t.c.month.in_(months))
+    if not company_wide(scope):
+        stmt = stmt.where(scoped_accounts(t.c.account_id,
+                                          scope if isinstance(scope, Scope) else Scope(scope)))
+    stmt = _filtered(stmt, filters, t.c.get("rep_id"), t.c.get("account_id"),
+                     t.c.get("product_id"), category)
     return stmt.group_by(*keys, *([t.c.account_id] if per_customer else []))
 
 
@@ -238,7 +264,7 @@ async def aggregate(session: AsyncSession, scope: Scope | Principal, period: Per
     then per group, so the figures are the same either way."""
     if rollups is None:
         rollups = await rollup_state(session)
-    cube = cube_for(dims, filters, rollups)
+    cube = cube_for(dims, filters, rollups, company_wide(scope), customers)
     months, live = rollups.split(period) if cube is not None else ([], [period])
     dim_names = [d.value for d in dims]
     parts: list[sa.Select[Any]] = []
@@ -319,24 +345,39 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
                 period.previous_year}.get(compare, lambda: None)()
     q_rows, q_totals, q_previous_rows, q_previous_totals = wanted.quantities
     c_rows, c_totals, c_previous_rows, c_previous_totals = wanted.customers
-    current = await aggregate(session, scope, period, filters, dims, q_rows, rollups,
+    # When each order falls in one group (no product or category dimension), totals
+    # without distinct customers are the sum of the rows: one statement instead of two.
+    partition = not {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims)
+    sum_totals = wanted.rows and wanted.totals and partition and not c_totals
+    current = await aggregate(session, scope, period, filters, dims,
+                              q_rows or (sum_totals and q_totals), rollups,
                               c_rows) if wanted.rows else {}
     totals = Measures()
-    if wanted.totals:
+    if sum_totals:
+        totals = _total(current.values(), q_totals)
+    elif wanted.totals:
         totals = (await aggregate(session, scope, period, filters, (), q_totals, rollups,
                                   c_totals)).get((), totals)
+    if not q_rows:
+        current = {k: replace(m, quantity=0) for k, m in current.items()}
     result = SalesVolume(period, previous, dims, totals, None, group_count=len(current))
     before: dict[tuple[Any, ...], Measures] = {}
     if previous is not None:
+        sum_previous = wanted.rows and wanted.previous_rows and wanted.previous_totals \
+            and partition and not c_previous_totals
+        result.previous_totals = Measures()
         if wanted.rows and wanted.previous_rows:
             months = (period.start.year * 12 + period.start.month) - (
                 previous.start.year * 12 + previous.start.month)
-            for key, m in (await aggregate(session, scope, previous, filters, dims,
-                                           q_previous_rows, rollups, c_previous_rows)).items():
+            found = await aggregate(session, scope, previous, filters, dims,
+                                    q_previous_rows or (sum_previous and q_previous_totals),
+                                    rollups, c_previous_rows)
+            if sum_previous:
+                result.previous_totals = _total(found.values(), q_previous_totals)
+            for key, m in found.items():
                 if (moved := _shift(dims, key, months)) is not None:
-                    before[moved] = m
-        result.previous_totals = Measures()
-        if wanted.previous_totals:
+                    before[moved] = m if q_previous_rows else replace(m, quantity=0)
+        if wanted.previous_totals and not sum_previous:
             result.previous_totals = (await aggregate(
                 session, scope, previous, filters, (), q_previous_totals, rollups,
                 c_previous_totals)).get((), Measures())
@@ -346,6 +387,14 @@ async def sales_volume(session: AsyncSession, scope: Scope | Principal, period: 
     rows.sort(key=lambda r: _sort_key(dims, r))
     result.rows = rows[:limit]
     return result
+
+
+def _total(groups: Iterable[Measures], quantity: bool) -> Measures:
+    out = Measures()
+    for m in groups:
+        out = Measures(out.revenue_cents + m.revenue_cents, out.cost_cents + m.cost_cents,
+                       out.quantity + m.quantity if quantity else 0, out.orders + m.orders)
+    return out
 
 
 async def monthly_series(session: AsyncSession, scope: Scope | Principal, filters: SalesFilter,
