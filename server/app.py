@@ -27,6 +27,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from schema import metrics
@@ -49,6 +50,8 @@ from server.observability import (
 )
 from server.settings import Settings
 from server.tokens import TokenService
+from server.websocket import LiveConnections, SubscriptionLimits
+from server.websocket import handler_class as ws_handler_class
 from sync.cursor import CursorCodec
 from sync.hlc import HybridClock
 from sync.pull import PullEngine, PullLimits
@@ -93,10 +96,21 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
             max_tokens=services.settings.graphql_max_tokens,
             production=services.settings.production,
         )
+        settings = services.settings
         super().__init__(build_schema(graphql_extensions(limits)),
                          graphql_ide="graphiql",
+                         # Only graphql-transport-ws: the legacy graphql-ws protocol has no
+                         # connection_init timeout, so a silent socket would stay forever.
+                         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          # A socket that never says connection_init is closed quickly.
-                         connection_init_wait_timeout=timedelta(seconds=10))
+                         connection_init_wait_timeout=timedelta(
+                             seconds=settings.ws_init_timeout_seconds),
+                         # Counted by our handler, which says which limit was hit.
+                         max_subscriptions_per_connection=None)
+        self.graphql_transport_ws_handler_class = ws_handler_class(
+            SubscriptionLimits(per_connection=settings.ws_max_subscriptions_per_connection,
+                               per_user=settings.ws_max_subscriptions_per_user),
+            LiveConnections())
         self.services = services
 
     def encode_json(self, data: object) -> bytes:

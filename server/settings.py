@@ -52,6 +52,12 @@ class Settings:
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    #: Seconds a WebSocket may stay open without `connection_init` (then closed, 4408).
+    ws_init_timeout_seconds: float = 10.0
+    #: Live graphql-transport-ws operations (subscriptions) per socket and per user (the
+    #: latter counted per process); one more is refused with TOO_MANY_SUBSCRIPTIONS.
+    ws_max_subscriptions_per_connection: int = 20
+    ws_max_subscriptions_per_user: int = 50
     #: Largest request body (a sync push is the big one); larger gets HTTP 413.
     max_body_bytes: int = 4_000_000
     log_json: bool = False
