@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -35,15 +36,17 @@ class ServerProcess:
 
 @contextmanager
 def uvicorn_server(database_url: str, jwt_secret: str, extra_env: dict[str, str] | None = None,
-                   workers: int = 1) -> Iterator[ServerProcess]:
+                   workers: int = 1, log_level: str = "warning",
+                   stderr: IO[bytes] | None = None) -> Iterator[ServerProcess]:
+    """`stderr`: a file to collect the server's log in (default: the test's own stderr)."""
     port = free_port()
     env = {**os.environ, "FIELDSYNC_DATABASE_URL": database_url,
            "FIELDSYNC_JWT_SECRET": jwt_secret, **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "server.app:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
+         "--log-level", log_level],
+        cwd=ROOT, env=env, stderr=stderr,
     )
     url = f"http://127.0.0.1:{port}"
     try:
