@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from schema.analytics.baskets import count_baskets, count_baskets_rolled, transactions
 from schema.analytics.common import Period, Scope
 from schema.analytics.customers import top_customers
+from schema.analytics.rfm import RfmWindow, scored
 from schema.analytics.rollup import RollupState, refresh_rollups, rollup_state
 from schema.analytics.tables import (
     BasketPairMonthly,
@@ -279,3 +280,16 @@ async def test_totals_summed_from_rows_equal_their_own_statement(
                     assert a is not None and b is not None
                     assert replace(a, customers=0) == b, (dims, period)
                 assert own.rows == derived.rows
+
+
+async def test_rfm_from_rollups_equals_live(db: Database, world: World,
+                                            sales: dict[str, uuid.UUID]) -> None:
+    await run_daily(db, TODAY)
+    async with db.read() as s:
+        state = await rollup_state(s)
+        for window in (RfmWindow(TODAY), RfmWindow(date(2026, 5, 31), 1),
+                       RfmWindow(date(2026, 4, 30), 1), RfmWindow(date(2026, 6, 2), 2)):
+            rolled = (await s.execute(sa.select(scored(window, state)))).all()
+            live = (await s.execute(sa.select(scored(window)))).all()
+            assert sorted(map(tuple, rolled)) == sorted(map(tuple, live)), window
+            assert rolled

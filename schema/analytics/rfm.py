@@ -9,7 +9,8 @@
   with frequencies 1…10 score 1,1,2,2,3,3,4,4,5,5.
 * Segments, first matching rule wins (`SEGMENT_RULES`).
 
-`scored()` is the SQL (one statement, window functions); schema.analytics.models keeps its
+`scored()` is the SQL (one statement, window functions; whole months from the monthly
+order rollup where current, schema.analytics.rollup); schema.analytics.models keeps its
 result per window. What a caller sees of it (members, counts, revenue shares) is limited
 to their scope.
 """
@@ -30,7 +31,11 @@ from sqlmodel import col
 
 from schema.accounts.tables import Account
 from schema.analytics.common import Period, date_diff, day, sold_orders
+from schema.analytics.rollup import RollupState, in_periods
+from schema.analytics.tables import SalesOrderMonthly
+from schema.orders.tables import Order
 from schema.scope import Principal, readable
+from sync.model import table_of
 
 #: A first sale this recent makes an account NEW whatever its scores.
 NEW_DAYS = 90
@@ -84,17 +89,48 @@ class RfmScore:
     segment: Segment
 
 
-def scored(window: RfmWindow) -> sa.Subquery:
-    """Every scored account of the company, one row each (a subquery to select from)."""
-    o = sold_orders(None, Period(window.lookback_start, window.as_of)).subquery("o")
-    recent = o.c.order_date >= window.start
-    per = sa.select(
-        o.c.account_id,
-        sa.func.min(o.c.order_date).label("first_order"),
-        sa.func.max(o.c.order_date).label("last_order"),
-        sa.func.sum(sa.case((recent, 1), else_=0)).label("frequency"),
-        sa.func.sum(sa.case((recent, o.c.total_cents), else_=0)).label("monetary"),
-    ).group_by(o.c.account_id).subquery("per")
+def _per_account(window: RfmWindow, rollups: RollupState) -> sa.Subquery:
+    """First and last sale in the lookback, sales and revenue in the window, per account.
+
+    Two periods, the lookback before the window and the window, each split into whole
+    months read from the monthly order rollup (where current) and days read from the
+    orders; the parts are combined per account."""
+    parts: list[sa.Select[Any]] = []
+    t = table_of(SalesOrderMonthly)
+    before = (Period(window.lookback_start, window.start - timedelta(days=1))
+              if window.lookback_start < window.start else None)
+    for period, counted in ((before, False), (Period(window.start, window.as_of), True)):
+        if period is None:
+            continue
+        months, live = rollups.split(period)
+        if months:
+            parts.append(sa.select(
+                t.c.account_id, sa.func.min(t.c.first_order_date).label("first_order"),
+                sa.func.max(t.c.last_order_date).label("last_order"),
+                (sa.func.sum(t.c.order_count) if counted else sa.literal(0)).label("frequency"),
+                (sa.func.sum(t.c.revenue_cents) if counted else sa.literal(0)).label("monetary"),
+            ).where(t.c.month.in_(months)).group_by(t.c.account_id))
+        if live:
+            o = sold_orders(None).where(in_periods(col(Order.order_date), live)).subquery("o")
+            parts.append(sa.select(
+                o.c.account_id, sa.func.min(o.c.order_date).label("first_order"),
+                sa.func.max(o.c.order_date).label("last_order"),
+                (sa.func.count() if counted else sa.literal(0)).label("frequency"),
+                (sa.func.sum(o.c.total_cents) if counted else sa.literal(0)).label("monetary"),
+            ).group_by(o.c.account_id))
+    both = sa.union_all(*parts).subquery("parts")
+    return sa.select(
+        both.c.account_id, sa.func.min(both.c.first_order).label("first_order"),
+        sa.func.max(both.c.last_order).label("last_order"),
+        sa.func.sum(both.c.frequency).label("frequency"),
+        sa.func.sum(both.c.monetary).label("monetary"),
+    ).group_by(both.c.account_id).subquery("per")
+
+
+def scored(window: RfmWindow, rollups: RollupState | None = None) -> sa.Subquery:
+    """Every scored account of the company, one row each (a subquery to select from).
+    Without `rollups` (or with an empty state) everything is read from the orders."""
+    per = _per_account(window, rollups or RollupState())
     n = sa.func.count().over()
 
     def quintile(col: Any) -> Any:

@@ -140,7 +140,19 @@ def _gaps(period: Period, months: Sequence[int]) -> list[Period]:
 
 
 async def rollup_state(session: AsyncSession) -> RollupState:
-    """The rollups' state for this request: two or three small statements."""
+    """The rollups' state for this unit of work: two or three small statements the first
+    time, kept on the session for the rest of it (a request, the daily job)."""
+    found = session.info.get(_STATE_KEY)
+    if found is None:
+        found = session.info[_STATE_KEY] = await _read_state(session)
+    state: RollupState = found
+    return state
+
+
+_STATE_KEY = "fieldsync.analytics.rollup_state"
+
+
+async def _read_state(session: AsyncSession) -> RollupState:
     row = (await session.execute(sa.select(AnalyticsRollup).where(
         col(AnalyticsRollup.name) == NAME))).scalar_one_or_none()
     if row is None:
@@ -249,6 +261,7 @@ class RefreshReport:
 async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshReport:
     """Recompute the months whose orders changed since the last refresh (every month on
     the first run, after a compaction past it, or when a product changed category)."""
+    session.info.pop(_STATE_KEY, None)
     head, horizon = (await session.execute(
         sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq)))).one_or_none() or (0, 0)
     state = (await session.execute(sa.select(AnalyticsRollup).where(
@@ -279,6 +292,7 @@ async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshR
     state.seq, state.first_day, state.last_day = head, first_day, last_day
     state.refreshed_at = utcnow()
     await session.flush()
+    session.info.pop(_STATE_KEY, None)
     return RefreshReport(full, len(months), head)
 
 
