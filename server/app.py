@@ -113,9 +113,11 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
             LiveConnections())
         self.services = services
 
-    def encode_json(self, data: object) -> bytes:
-        # A sync page is up to ~1 MB of JSON: json.dumps took a tenth of its CPU.
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # A sync page is up to ~1 MB of JSON: json.dumps took a tenth of its CPU. Text,
+        # not bytes: strawberry sends bytes over a WebSocket as binary frames, which
+        # graphql-ws clients refuse.
+        return orjson.dumps(data).decode()
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(explorer_html(DEFAULT_QUERY))

@@ -3,7 +3,9 @@ deactivated user's still-valid token is refused immediately."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from schema.identity.tables import User
 from schema.scope import Principal
@@ -22,7 +24,10 @@ async def authenticate(session: AsyncSession, tokens: TokenService,
         claims = tokens.verify_access(token.strip())
     except TokenError as e:
         return None, f"{e.code}: {e.message}"
-    user = await session.get(User, claims.user_id)
+    # Every request does this: a Core row, not an ORM entity in the identity map.
+    user = (await session.execute(
+        sa.select(col(User.id), col(User.role), col(User.email), col(User.active))
+        .where(col(User.id) == claims.user_id))).one_or_none()
     if user is None or not user.active:
         return None, "INVALID_TOKEN: the account is deactivated"
     return Principal(user_id=user.id, role=user.role, email=user.email), None
