@@ -306,6 +306,7 @@ class Fleet:
 
     async def run(self) -> FleetResult:
         c = self.c
+        wall0 = time.monotonic()
         workdir = c.workdir or Path(tempfile.mkdtemp(prefix="fleet-"))
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "devices").mkdir(exist_ok=True)
@@ -464,9 +465,12 @@ class Fleet:
                 await c.before_verify(TamperContext(url, sup.url, world, devices))
             self.log("  verifying …")
             fleet_users = [r.person.user_id for r in world.reps] + [m.user_id for m in world.managers]
+            t = time.monotonic()
             verify = await Verifier(url, sup.url, devices, tap, run_started, fleet_users,
                                     c.verify_parallel).run()
+            self.timings["verify"] = time.monotonic() - t
         finally:
+            self.timings["total (wall)"] = time.monotonic() - wall0
             self.server_cpu = sup.total_cpu()
             self.load["end"] = os.getloadavg()
             await http.aclose()
@@ -652,7 +656,16 @@ def to_json(res: FleetResult) -> dict[str, Any]:
         "violations": [dataclasses.asdict(v) for v in (res.verify.violations if res.verify else [])],
         "anomalies": [dataclasses.asdict(v) for v in (res.verify.anomalies if res.verify else [])],
         "errors": res.errors, "server_failures": res.server_failures, "load": res.load,
-        "cpu": {"server_total": res.server_cpu},
+        "cpu": {"server_total": res.server_cpu,
+                "fleet_total": resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                + resource.getrusage(resource.RUSAGE_SELF).ru_stime},
+        "mutations": sum(len(d.ledger) for d in res.devices),
+        "outcomes": None if res.verify is None else [
+            {"entity": e, "op": o, "status": s, "code": code, "count": n}
+            for (e, o, s, code), n in sorted(res.verify.outcomes.items())],
+        "checked": None if res.verify is None else dict(res.verify.checked),
+        "transport_retries": res.transport_retries,
+        "natural_errors": dict(res.faults.stats.natural_errors),
         "manager_queries": None if res.manager_load is None else {
             "managers": len(res.manager_load.managers), "seconds": res.manager_load.seconds,
             "think": res.manager_load.think, "failures": res.manager_load.failures,
