@@ -137,7 +137,7 @@ async def ensure_seeded(url: str, size: str) -> dict[str, Any]:
         # rollups up to date (a full build the first time, nothing when nothing changed).
         started = time.perf_counter()
         async with db.write() as s:
-            report = await refresh_rollups(s)
+            report = await refresh_rollups(s, BENCH_TODAY)
         print(f"{report} in {time.perf_counter() - started:.1f} s", flush=True)
         if report.rebuilt and db.dialect == "postgresql":
             async with db.engine.connect() as conn:

@@ -92,21 +92,21 @@ async def _rows(db: Database, table: Any) -> list[tuple[Any, ...]]:
 async def test_known_rows(db: Database, world: World, sales: dict[str, uuid.UUID]) -> None:
     async with db.write() as s:
         report = await refresh_rollups(s)
-    assert (report.rebuilt, report.months) == (True, 4)
+    assert (report.rebuilt, report.months, report.days) == (True, 4, 0)
     u, a = world.users, world.accounts
     async with db.read() as s:
         april = (await s.execute(sa.select(
             SalesOrderMonthly.rep_id, SalesOrderMonthly.revenue_cents,
             SalesOrderMonthly.cost_cents, SalesOrderMonthly.quantity,
             SalesOrderMonthly.order_count, SalesOrderMonthly.last_order_date).where(
-            SalesOrderMonthly.month == 202604, SalesOrderMonthly.account_id == a["rep1a"]))).all()
+            SalesOrderMonthly.bucket == 202604, SalesOrderMonthly.account_id == a["rep1a"]))).all()
         assert sorted(april, key=lambda r: -r[1]) == [
             (u["rep1"], 3900, 2200, 7, 1, date(2026, 4, 2)),
             (u["rep2"], 500, 200, 2, 1, date(2026, 4, 28))]
         cola_april = (await s.execute(sa.select(
             sa.func.sum(SalesFactMonthly.revenue_cents), sa.func.sum(SalesFactMonthly.quantity),
             sa.func.sum(SalesFactMonthly.order_count)).where(
-            SalesFactMonthly.month == 202604,
+            SalesFactMonthly.bucket == 202604,
             SalesFactMonthly.product_id == world.products["cola"]))).one()
         assert tuple(cola_april) == (5900, 6, 2)  # two cola lines, one order
         for cube in (SalesCategoryMonthly, SalesCategoryTotalMonthly):
@@ -115,21 +115,25 @@ async def test_known_rows(db: Database, world: World, sales: dict[str, uuid.UUID
             assert snacks == 3
         cola = (await s.execute(sa.select(
             SalesProductTotalMonthly.revenue_cents, SalesProductTotalMonthly.order_count).where(
-            SalesProductTotalMonthly.month == 202604,
+            SalesProductTotalMonthly.bucket == 202604,
             SalesProductTotalMonthly.product_id == world.products["cola"]))).one()
         assert tuple(cola) == (5900, 2)
         may = (await s.execute(sa.select(SalesOrderMonthly.revenue_cents).where(
-            SalesOrderMonthly.month == 202605))).scalars().all()
+            SalesOrderMonthly.bucket == 202605))).scalars().all()
         assert may == [3500]  # the cancelled order is not a sale
     pairs = await _rows(db, BasketPairMonthly)
     assert sorted((p[1], p[3]) for p in pairs) == [("202604", "1"), ("202605", "1")]
 
 
 @pytest.mark.parametrize("role", ["admin", "manager1", "rep1"])
+@pytest.mark.parametrize("today", [None, TODAY], ids=["months", "days-from-may"])
 async def test_rollup_answers_equal_live_ones(db: Database, world: World, role: str,
+                                              today: date | None,
                                               sales: dict[str, uuid.UUID]) -> None:
+    """Months only (the job ran in November), and months to April with days from
+    1 May (the job ran on 15 June)."""
     async with db.write() as s:
-        await refresh_rollups(s)
+        await refresh_rollups(s, today)
     who = Principal(world.users[role], {"admin": Role.ADMIN, "manager1": Role.MANAGER,
                                         "rep1": Role.REP}[role])
     groupings: list[tuple[tuple[Dimension, ...], SalesFilter]] = [
@@ -146,9 +150,16 @@ async def test_rollup_answers_equal_live_ones(db: Database, world: World, role: 
     ]
     async with db.read() as s:
         state = await rollup_state(s)
-        assert state.split(ODD)[0] == [202603, 202604, 202605, 202606]
-        assert state.split(NARROW) == ([202604, 202605], [
-            Period(date(2026, 3, 26), date(2026, 3, 31)), Period(date(2026, 6, 1), date(2026, 6, 2))])
+        if today is None:
+            assert state.split(ODD)[0] == [202603, 202604, 202605, 202606]
+            assert state.split(NARROW) == ([202604, 202605], [
+                Period(date(2026, 3, 26), date(2026, 3, 31)),
+                Period(date(2026, 6, 1), date(2026, 6, 2))])
+        else:
+            buckets, live = state.split(NARROW)
+            assert buckets[0] == 202604 and buckets[1:3] == [20260501, 20260502]
+            assert len(buckets) == 1 + 31 + 2 and live == [
+                Period(date(2026, 3, 26), date(2026, 3, 31))]
         scope = await Scope.of(s, who)
         for period in (SPRING, ODD, NARROW):
             for dims, filters in groupings:
@@ -162,10 +173,11 @@ async def test_rollup_answers_equal_live_ones(db: Database, world: World, role: 
                 s, scope, period, rollups=RollupState())
 
 
-async def test_baskets_from_rollups_equal_live(db: Database, world: World,
+@pytest.mark.parametrize("today", [None, TODAY], ids=["months", "days-from-may"])
+async def test_baskets_from_rollups_equal_live(db: Database, world: World, today: date | None,
                                                sales: dict[str, uuid.UUID]) -> None:
     async with db.write() as s:
-        await refresh_rollups(s)
+        await refresh_rollups(s, today)
     async with db.read() as s:
         for period in (SPRING, ODD, NARROW, Period(date(2026, 4, 1), date(2026, 6, 30))):
             for support in (0.01, 0.3, 0.6):
@@ -195,7 +207,7 @@ async def test_changed_orders_are_read_live_until_the_next_refresh(
                               {"order_date": date(2026, 5, 10)}, world.accounts["rep3a"]))
     async with db.read() as s:
         state = await rollup_state(s)
-        assert state.stale == {202603, 202604, 202605}
+        assert state.stale_days == {date(2026, 3, 30), date(2026, 4, 2), date(2026, 5, 10)}
         for dims in ((), (Dimension.MONTH,), (Dimension.CATEGORY,)):
             assert await aggregate(s, admin, SPRING, SalesFilter(), dims, True, state) == \
                 await aggregate(s, admin, SPRING, SalesFilter(), dims, True, RollupState())
@@ -203,10 +215,10 @@ async def test_changed_orders_are_read_live_until_the_next_refresh(
         assert total[()].revenue_cents == 1000 + 500 + 3000 + 3500
     async with db.write() as s:
         again = await refresh_rollups(s)
-    assert (again.rebuilt, again.months) == (False, 3)
+    assert (again.rebuilt, again.months, again.days) == (False, 3, 0)
     async with db.read() as s:
         state = await rollup_state(s)
-        assert state.stale == frozenset() and state.split(SPRING)[0] == [202603, 202604, 202605]
+        assert not state.stale_days and state.split(SPRING)[0] == [202603, 202604, 202605]
         assert await aggregate(s, admin, SPRING, SalesFilter(), (Dimension.MONTH,), True,
                                state) == await aggregate(s, admin, SPRING, SalesFilter(),
                                                          (Dimension.MONTH,), True, RollupState())
@@ -236,8 +248,8 @@ async def test_daily_job_is_idempotent(db: Database, world: World,
     before = [await _rows(db, t) for t in (SalesOrderMonthly, SalesFactMonthly,
                                            SalesCategoryMonthly, BasketPairMonthly)]
     again = await run_daily(db, TODAY)
-    assert again.rollups is not None and (again.rollups.rebuilt, again.rollups.months) == (
-        False, 0)
+    assert again.rollups is not None and (again.rollups.rebuilt, again.rollups.months,
+                                          again.rollups.days) == (False, 0, 0)
     # The job's own task writes are not orders: nothing to recompute.
     assert [await _rows(db, t) for t in (SalesOrderMonthly, SalesFactMonthly,
                                          SalesCategoryMonthly, BasketPairMonthly)] == before
@@ -293,3 +305,33 @@ async def test_rfm_from_rollups_equals_live(db: Database, world: World,
             live = (await s.execute(sa.select(scored(window)))).all()
             assert sorted(map(tuple, rolled)) == sorted(map(tuple, live)), window
             assert rolled
+
+
+async def test_recent_days_then_folded_into_months(db: Database, world: World,
+                                                   sales: dict[str, uuid.UUID]) -> None:
+    """From 1 May the buckets are days: a change on 10 May sends that day alone back to the
+    orders. When July comes, May is folded into one month bucket."""
+    admin = Principal(world.users["admin"], Role.ADMIN)
+    first = await run_daily(db, TODAY)
+    assert first.rollups is not None and (first.rollups.months, first.rollups.days) == (2, 34)
+    async with db.write() as s:
+        await flush(s, _write("order", sales["may"], {"status": OrderStatus.CANCELLED},
+                              {"status": OrderStatus.FULFILLED}, world.accounts["rep3a"]))
+    async with db.read() as s:
+        state = await rollup_state(s)
+        buckets, live = state.split(SPRING)
+        assert live == [Period(date(2026, 5, 10), date(2026, 5, 10))]
+        assert 202604 in buckets and 20260509 in buckets and 20260511 in buckets
+        for dims in ((), (Dimension.MONTH,), (Dimension.CATEGORY, Dimension.REP)):
+            assert await aggregate(s, admin, SPRING, SalesFilter(), dims, True, state) == \
+                await aggregate(s, admin, SPRING, SalesFilter(), dims, True, RollupState())
+    july = await run_daily(db, date(2026, 7, 2))
+    assert july.rollups is not None and (july.rollups.months, july.rollups.days) == (1, 0)
+    async with db.read() as s:
+        keys = set((await s.execute(sa.select(SalesOrderMonthly.bucket))).scalars())
+        assert keys == {202603, 202604, 20260603}  # May's only sale was cancelled
+        state = await rollup_state(s)
+        assert state.split(SPRING) == ([202603, 202604, 202605], [])
+        assert await aggregate(s, admin, ODD, SalesFilter(), (Dimension.MONTH,), True,
+                               state) == await aggregate(s, admin, ODD, SalesFilter(),
+                                                         (Dimension.MONTH,), True, RollupState())

@@ -1,4 +1,5 @@
-"""analytics rollups: monthly sales cubes and basket counts kept by `fieldsync jobs daily`
+"""analytics rollups: sales cubes and basket counts per month (per day for the recent past)
+kept by `fieldsync jobs daily`
 
 Analytics-only tables (schema/analytics/tables.py), not synced. They start empty: until the
 daily job first fills them, every query reads the orders live (same answers, slower).
@@ -28,22 +29,23 @@ def upgrade() -> None:
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('first_day', sa.Date(), nullable=True),
     sa.Column('last_day', sa.Date(), nullable=True),
+    sa.Column('days_from', sa.Date(), nullable=True),
     sa.Column('refreshed_at', sync.model.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_analytics_rollup'))
     )
     op.create_table('basket_item_monthly',
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'product_id', name=op.f('pk_basket_item_monthly')),
+    sa.PrimaryKeyConstraint('bucket', 'product_id', name=op.f('pk_basket_item_monthly')),
     sqlite_with_rowid=False
     )
     op.create_table('basket_pair_monthly',
     sa.Column('product_a', sa.Uuid(), nullable=False),
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('product_b', sa.Uuid(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('product_a', 'month', 'product_b', name=op.f('pk_basket_pair_monthly')),
+    sa.PrimaryKeyConstraint('product_a', 'bucket', 'product_b', name=op.f('pk_basket_pair_monthly')),
     sqlite_with_rowid=False
     )
     op.create_table('sales_category_monthly',
@@ -51,25 +53,25 @@ def upgrade() -> None:
     sa.Column('cost_cents', sa.BigInteger(), nullable=False),
     sa.Column('quantity', sa.BigInteger(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('account_id', sa.Uuid(), nullable=False),
     sa.Column('rep_id', sa.Uuid(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'category', 'account_id', 'rep_id', name=op.f('pk_sales_category_monthly')),
+    sa.PrimaryKeyConstraint('bucket', 'category', 'account_id', 'rep_id', name=op.f('pk_sales_category_monthly')),
     sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_category_monthly', schema=None) as batch_op:
-        batch_op.create_index('ix_sales_category_monthly_account', ['account_id', 'month'], unique=False)
+        batch_op.create_index('ix_sales_category_monthly_account', ['account_id', 'bucket'], unique=False)
 
     op.create_table('sales_category_total_monthly',
     sa.Column('revenue_cents', sa.BigInteger(), nullable=False),
     sa.Column('cost_cents', sa.BigInteger(), nullable=False),
     sa.Column('quantity', sa.BigInteger(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('rep_id', sa.Uuid(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'category', 'rep_id', name=op.f('pk_sales_category_total_monthly')),
+    sa.PrimaryKeyConstraint('bucket', 'category', 'rep_id', name=op.f('pk_sales_category_total_monthly')),
     sqlite_with_rowid=False
     )
     op.create_table('sales_product_total_monthly',
@@ -77,9 +79,9 @@ def upgrade() -> None:
     sa.Column('cost_cents', sa.BigInteger(), nullable=False),
     sa.Column('quantity', sa.BigInteger(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'product_id', name=op.f('pk_sales_product_total_monthly')),
+    sa.PrimaryKeyConstraint('bucket', 'product_id', name=op.f('pk_sales_product_total_monthly')),
     sqlite_with_rowid=False
     )
     op.create_table('sales_fact_monthly',
@@ -87,31 +89,31 @@ def upgrade() -> None:
     sa.Column('cost_cents', sa.BigInteger(), nullable=False),
     sa.Column('quantity', sa.BigInteger(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('product_id', sa.Uuid(), nullable=False),
     sa.Column('account_id', sa.Uuid(), nullable=False),
     sa.Column('rep_id', sa.Uuid(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'product_id', 'account_id', 'rep_id', name=op.f('pk_sales_fact_monthly')),
+    sa.PrimaryKeyConstraint('bucket', 'product_id', 'account_id', 'rep_id', name=op.f('pk_sales_fact_monthly')),
     sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_fact_monthly', schema=None) as batch_op:
-        batch_op.create_index('ix_sales_fact_monthly_account', ['account_id', 'month'], unique=False)
+        batch_op.create_index('ix_sales_fact_monthly_account', ['account_id', 'bucket'], unique=False)
 
     op.create_table('sales_order_monthly',
     sa.Column('revenue_cents', sa.BigInteger(), nullable=False),
     sa.Column('cost_cents', sa.BigInteger(), nullable=False),
     sa.Column('quantity', sa.BigInteger(), nullable=False),
     sa.Column('order_count', sa.Integer(), nullable=False),
-    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('bucket', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Uuid(), nullable=False),
     sa.Column('rep_id', sa.Uuid(), nullable=False),
     sa.Column('first_order_date', sa.Date(), nullable=False),
     sa.Column('last_order_date', sa.Date(), nullable=False),
-    sa.PrimaryKeyConstraint('month', 'account_id', 'rep_id', name=op.f('pk_sales_order_monthly')),
+    sa.PrimaryKeyConstraint('bucket', 'account_id', 'rep_id', name=op.f('pk_sales_order_monthly')),
     sqlite_with_rowid=False
     )
     with op.batch_alter_table('sales_order_monthly', schema=None) as batch_op:
-        batch_op.create_index('ix_sales_order_monthly_account', ['account_id', 'month'], unique=False)
+        batch_op.create_index('ix_sales_order_monthly_account', ['account_id', 'bucket'], unique=False)
 
 
 

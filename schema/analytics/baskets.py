@@ -145,20 +145,20 @@ async def count_baskets(session: AsyncSession, tx: sa.Select[Any],
 
 async def count_baskets_rolled(session: AsyncSession, period: Period, min_support: float,
                                rollups: RollupState | None = None) -> Counts:
-    """`count_baskets` over every sale of the company in `period`: whole months from the
+    """`count_baskets` over every sale of the company in `period`: months and days from the
     monthly basket counts (where current, schema.analytics.rollup), the rest from the
     order lines. Three statements: N; orders per frequent product; per frequent pair.
-    Counts add up across months (an order is in one month), so the thresholds apply to
+    Counts add up across buckets (an order is in one), so the thresholds apply to
     the sums and the result is the same as `count_baskets`."""
     rollups = rollups if rollups is not None else await rollup_state(session)
-    months, live = rollups.split(period)
-    if not months:
+    buckets, live = rollups.split(period)
+    if not buckets:
         return await count_baskets(session, transactions(None, period), min_support)
     tx = sold_orders(None).with_only_columns(col(Order.id)).where(
         in_periods(col(Order.order_date), live))
     orders_t = table_of(SalesOrderMonthly)
     n_rolled = sa.select(sa.func.coalesce(sa.func.sum(orders_t.c.order_count), 0)).where(
-        orders_t.c.month.in_(months)).scalar_subquery()
+        orders_t.c.bucket.in_(buckets)).scalar_subquery()
     n_live = sa.select(sa.func.count()).select_from(tx.subquery()).scalar_subquery()
     n = int((await session.execute(sa.select(n_rolled + n_live))).scalar_one())
     min_count = min_count_for(min_support, n)
@@ -166,7 +166,7 @@ async def count_baskets_rolled(session: AsyncSession, period: Period, min_suppor
              .where(col(OrderLine.order_id).in_(tx)).cte("items"))
     it = table_of(BasketItemMonthly)
     per_item = sa.union_all(
-        sa.select(it.c.product_id, it.c.order_count.label("c")).where(it.c.month.in_(months)),
+        sa.select(it.c.product_id, it.c.order_count.label("c")).where(it.c.bucket.in_(buckets)),
         sa.select(items.c.product_id, sa.literal(1).label("c")),
     ).subquery("per_item")
     frequent = {p: int(c) for p, c in (await session.execute(
@@ -181,7 +181,7 @@ async def count_baskets_rolled(session: AsyncSession, period: Period, min_suppor
         per_pair = sa.union_all(
             sa.select(pt.c.product_a.label("x"), pt.c.product_b.label("y"),
                       pt.c.order_count.label("c"))
-            .where(pt.c.product_a.in_(keep), pt.c.month.in_(months), pt.c.product_b.in_(keep)),
+            .where(pt.c.product_a.in_(keep), pt.c.bucket.in_(buckets), pt.c.product_b.in_(keep)),
             sa.select(a.c.product_id, b.c.product_id, sa.literal(1))
             .select_from(a.join(b, sa.and_(a.c.order_id == b.c.order_id,
                                            a.c.product_id < b.c.product_id))),
@@ -197,7 +197,7 @@ async def basket_analysis(session: AsyncSession, scope: Scope | Principal | None
                           min_support: float = 0.01, min_confidence: float = 0.2,
                           min_lift: float = 1.0, limit: int = 50) -> Baskets:
     """Association rules between pairs of products, strongest lift first. Over the whole
-    company (an admin), whole months come from the monthly basket counts."""
+    company (an admin), months and days come from the basket counts."""
     if company_wide(scope):
         counts = await count_baskets_rolled(session, period, min_support)
     else:

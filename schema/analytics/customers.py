@@ -1,7 +1,7 @@
 """Best customers: ranked by revenue, margin or order count, with revenue concentration.
 
-One statement: sales per account in the period (whole months from the monthly rollup
-where it is current, the rest from the orders; schema.analytics.rollup), ranked with
+One statement: sales per account in the period (months and days from the rollups
+where they are current, the rest from the orders; schema.analytics.rollup), ranked with
 window functions; the Pareto figures (share of revenue from the top 10% and 30% of
 customers) come from the same pass, so the ranking and the shares describe the same rows.
 """
@@ -67,16 +67,16 @@ async def top_customers(session: AsyncSession, scope: Scope | Principal, period:
                         limit: int = 20, rollups: RollupState | None = None) -> TopCustomers:
     scope = scope if isinstance(scope, Scope) else Scope(scope)
     rollups = rollups if rollups is not None else await rollup_state(session)
-    months, live = rollups.split(period)
+    buckets, live = rollups.split(period)
     parts: list[sa.Select[Any]] = []
-    if months:
+    if buckets:
         t = table_of(SalesOrderMonthly)
         parts.append(
             sa.select(t.c.account_id, sa.func.sum(t.c.revenue_cents).label("rev"),
                       sa.func.sum(t.c.cost_cents).label("cost"),
                       sa.func.sum(t.c.order_count).label("n"),
                       sa.func.max(t.c.last_order_date).label("last"))
-            .where(t.c.month.in_(months), scoped_accounts(t.c.account_id, scope))
+            .where(t.c.bucket.in_(buckets), scoped_accounts(t.c.account_id, scope))
             .group_by(t.c.account_id))
     if live:
         o = sold_orders(scope).where(in_periods(col(Order.order_date), live)).subquery("o")

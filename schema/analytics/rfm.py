@@ -9,7 +9,7 @@
   with frequencies 1…10 score 1,1,2,2,3,3,4,4,5,5.
 * Segments, first matching rule wins (`SEGMENT_RULES`).
 
-`scored()` is the SQL (one statement, window functions; whole months from the monthly
+`scored()` is the SQL (one statement, window functions; months and days from the
 order rollup where current, schema.analytics.rollup); schema.analytics.models keeps its
 result per window. What a caller sees of it (members, counts, revenue shares) is limited
 to their scope.
@@ -93,7 +93,7 @@ def _per_account(window: RfmWindow, rollups: RollupState) -> sa.Subquery:
     """First and last sale in the lookback, sales and revenue in the window, per account.
 
     Two periods, the lookback before the window and the window, each split into whole
-    months read from the monthly order rollup (where current) and days read from the
+    months and days read from the order rollup (where current) and days read from the
     orders; the parts are combined per account."""
     parts: list[sa.Select[Any]] = []
     t = table_of(SalesOrderMonthly)
@@ -102,14 +102,14 @@ def _per_account(window: RfmWindow, rollups: RollupState) -> sa.Subquery:
     for period, counted in ((before, False), (Period(window.start, window.as_of), True)):
         if period is None:
             continue
-        months, live = rollups.split(period)
-        if months:
+        buckets, live = rollups.split(period)
+        if buckets:
             parts.append(sa.select(
                 t.c.account_id, sa.func.min(t.c.first_order_date).label("first_order"),
                 sa.func.max(t.c.last_order_date).label("last_order"),
                 (sa.func.sum(t.c.order_count) if counted else sa.literal(0)).label("frequency"),
                 (sa.func.sum(t.c.revenue_cents) if counted else sa.literal(0)).label("monetary"),
-            ).where(t.c.month.in_(months)).group_by(t.c.account_id))
+            ).where(t.c.bucket.in_(buckets)).group_by(t.c.account_id))
         if live:
             o = sold_orders(None).where(in_periods(col(Order.order_date), live)).subquery("o")
             parts.append(sa.select(

@@ -1,18 +1,26 @@
-"""Monthly sales rollups: how the daily job keeps them, and which months a query may read.
+"""Sales rollups: how the daily job keeps them, and which parts of a period a query may
+read from them.
 
-**Freshness rule.** The rollups (schema.analytics.tables) record the change-log position
-(`sync_change.seq`) they are current with. A query reads a month from them only when the
-month is whole inside its period, was rolled up, and no order of that month changed since
-(the change log names the orders written after that position; an order's previous date
-comes from the change's `prev`). Everything else (partial months at the period's edges,
-today's month, months with new or changed orders, everything when the change log was
-compacted past the rollups' position) is read from the orders themselves. So a rollup-backed
-answer equals the live one at any moment; the daily job only decides how much is fast.
+**Buckets.** Each cube row belongs to a bucket: a month (yyyymm) for months before the
+previous one, a day (yyyymmdd) from the first day of the previous month on (`days_from`),
+where orders still change (confirmed, cancelled, back-dated) and where one day's changes
+should not send a whole month back to the order lines.
 
-**Refresh** (`refresh_rollups`, run by `fieldsync jobs daily`, idempotent): the months whose
-orders changed since the last run are deleted and recomputed from the orders, each cube
-with one INSERT … SELECT per table; the first run, a compacted change log or a product
-whose category changed rebuild every month.
+**Freshness rule.** The rollups record the change-log position (`sync_change.seq`) they
+are current with. A query reads a bucket from them only when the bucket lies inside its
+period (a month: every day of it that held a sale then), and no order of that month or
+day was written since (the change log names the orders written after that position; an
+order's previous date comes from the change's `prev`). Everything else (partial months
+at the period's edges beyond the recent days, days with new or changed orders, everything
+when the change log was compacted past the rollups' position) is read from the orders.
+So a rollup-backed answer equals the live one at any moment; the daily job only decides
+how much of it is fast.
+
+**Refresh** (`refresh_rollups`, run by `fieldsync jobs daily`, idempotent): the buckets
+whose orders changed since the last run are deleted and recomputed from the orders (one
+INSERT … SELECT per cube), months that left the recent days are folded into month
+buckets; the first run, a compacted change log or a product whose category changed
+rebuild everything.
 """
 
 from __future__ import annotations
@@ -56,29 +64,27 @@ CUBES = (SalesOrderMonthly, SalesCategoryMonthly, SalesFactMonthly, SalesCategor
          SalesProductTotalMonthly, BasketItemMonthly, BasketPairMonthly)
 
 
-def _month_of_text(value: Any) -> Any:
-    """yyyymm of an ISO date held as text (a change's previous `order_date`)."""
-    return (sa.cast(sa.func.substr(value, 1, 4), sa.Integer) * 100
-            + sa.cast(sa.func.substr(value, 6, 2), sa.Integer))
-
-
 def _entity_is(c: Any, entity: str) -> sa.ColumnElement[bool]:
     # An expression, not the bare column: SQLite (no planner statistics) would otherwise
     # walk ix_sync_change_row over every change of the entity instead of the seq range.
     return sa.func.coalesce(c.c.entity, "") == entity
 
 
-async def _changed_months(session: AsyncSession, after_seq: int) -> set[int]:
-    """Months holding an order written after `after_seq`, by its date now and before."""
+async def _changed_days(session: AsyncSession, after_seq: int) -> set[date]:
+    """Days holding an order written after `after_seq`, by its date now and before."""
     c = table_of(Change)
     changes = sa.select(c.c.row_id, c.c.prev).where(c.c.seq > after_seq,
                                                     _entity_is(c, "order")).subquery("ch")
-    now = (sa.select(month_key(col(Order.order_date)).label("m"))
-           .select_from(changes.join(Order, col(Order.id) == changes.c.row_id)))
-    before_text = changes.c.prev["order_date"].as_string()
-    before = sa.select(_month_of_text(before_text).label("m")).where(before_text.is_not(None))
-    rows = (await session.execute(sa.union(now, before))).scalars()
-    return {int(m) for m in rows if m is not None}
+    before = changes.c.prev["order_date"].as_string()
+    stmt = sa.select(col(Order.order_date), before).distinct().select_from(
+        changes.outerjoin(Order, col(Order.id) == changes.c.row_id))
+    out: set[date] = set()
+    for now, was in (await session.execute(stmt)).all():
+        if now is not None:
+            out.add(now)
+        if was:
+            out.add(date.fromisoformat(str(was)[:10]))
+    return out
 
 
 async def _category_changed(session: AsyncSession, after_seq: int) -> bool:
@@ -88,52 +94,84 @@ async def _category_changed(session: AsyncSession, after_seq: int) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
+def month_bucket(day: date) -> int:
+    return day.year * 100 + day.month
+
+
+def day_bucket(day: date) -> int:
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def bucket_month(bucket: Any) -> Any:
+    """SQL: the month (yyyymm) of a bucket (yyyymm or yyyymmdd)."""
+    return sa.case((bucket > 999999, bucket // 100), else_=bucket)
+
+
+def days_from_for(today: date) -> date:
+    """The first day rolled up per day: the first of the previous month."""
+    first = today.replace(day=1)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
 @dataclass(frozen=True)
 class RollupState:
-    """What the rollups hold and which of their months are still current."""
+    """What the rollups hold and which of their buckets are still current."""
 
     seq: int = 0
     #: The first and last day with a sale when the rollups were computed.
     first_day: date | None = None
     last_day: date | None = None
-    #: Months whose orders changed since the rollups were computed.
-    stale: frozenset[int] = field(default_factory=frozenset)
-    #: False when a product's category changed since (the category cube is stale).
+    #: Days from this one on are day buckets; months before it month buckets.
+    days_from: date | None = None
+    #: Days whose orders changed since the rollups were computed.
+    stale_days: frozenset[date] = field(default_factory=frozenset)
+    #: False when a product's category changed since (the category cubes are stale).
     categories_current: bool = True
     #: False when there is nothing to read (never refreshed, or history compacted).
     usable: bool = False
 
     def split(self, period: Period) -> tuple[list[int], list[Period]]:
-        """(months read from the rollups, day ranges read live) covering `period`.
+        """(buckets read from the rollups, day ranges read live) covering `period`.
 
-        A month is read from the rollups when none of its orders changed since and the
-        period covers every day of it that held a sale then: a whole month, or the
-        current month up to today (no sale after today), or the first month of the
-        history from its first sale."""
-        months: list[int] = []
-        if self.usable:
-            key = period.start.year * 100 + period.start.month
-            last = period.end.year * 100 + period.end.month
-            while key <= last:
-                start, end = month_start(key), month_start(add_months(key, 1)) - timedelta(days=1)
+        A month bucket is read when no order of the month changed since and the period
+        covers every day of it that held a sale then (a whole month, or the first month
+        of the history from its first sale); a day bucket when no order of that day
+        changed since."""
+        if not self.usable:
+            return [], [period]
+        stale_months = {month_bucket(d) for d in self.stale_days}
+        buckets: list[int] = []
+        covered: list[Period] = []
+        key, last = month_bucket(period.start), month_bucket(period.end)
+        while key <= last:
+            start, end = month_start(key), month_start(add_months(key, 1)) - timedelta(days=1)
+            if self.days_from is None or end < self.days_from:
                 head = period.start <= start or (self.first_day is not None
                                                  and period.start <= self.first_day)
                 tail = period.end >= end or (self.last_day is not None
                                              and period.end >= self.last_day)
-                if head and tail and key not in self.stale:
-                    months.append(key)
-                key = add_months(key, 1)
-        return months, _gaps(period, months)
+                if head and tail and key not in stale_months:
+                    buckets.append(key)
+                    covered.append(Period(max(start, period.start), min(end, period.end)))
+            else:
+                day = max(start, period.start)
+                while day <= min(end, period.end):
+                    if day >= self.days_from and day not in self.stale_days:
+                        buckets.append(day_bucket(day))
+                        covered.append(Period(day, day))
+                    day += timedelta(days=1)
+            key = add_months(key, 1)
+        return buckets, _gaps(period, covered)
 
 
-def _gaps(period: Period, months: Sequence[int]) -> list[Period]:
+def _gaps(period: Period, covered: Sequence[Period]) -> list[Period]:
+    """The days of `period` outside `covered` (in order, not overlapping), as ranges."""
     live: list[Period] = []
     cursor = period.start
-    for key in months:
-        start = month_start(key)
-        if start > cursor:
-            live.append(Period(cursor, start - timedelta(days=1)))
-        cursor = max(cursor, month_start(add_months(key, 1)))
+    for part in covered:
+        if part.start > cursor:
+            live.append(Period(cursor, part.start - timedelta(days=1)))
+        cursor = max(cursor, part.end + timedelta(days=1))
     if cursor <= period.end:
         live.append(Period(cursor, period.end))
     return live
@@ -160,8 +198,8 @@ async def _read_state(session: AsyncSession) -> RollupState:
     horizon = (await session.execute(sa.select(col(LogHead.horizon_seq)))).scalar()
     if horizon is not None and horizon > row.seq:
         return RollupState(row.seq)
-    return RollupState(row.seq, row.first_day, row.last_day,
-                       frozenset(await _changed_months(session, row.seq)),
+    return RollupState(row.seq, row.first_day, row.last_day, row.days_from,
+                       frozenset(await _changed_days(session, row.seq)),
                        not await _category_changed(session, row.seq), usable=True)
 
 
@@ -169,22 +207,28 @@ def in_periods(column: Any, periods: Iterable[Period]) -> sa.ColumnElement[bool]
     return sa.or_(sa.false(), *(column.between(p.start, p.end) for p in periods))
 
 
-def _month_periods(months: Iterable[int]) -> list[Period]:
-    """Whole months as day ranges, consecutive months merged."""
+def _merged(periods: Iterable[Period]) -> list[Period]:
+    """Day ranges sorted, adjacent or overlapping ones merged."""
     out: list[Period] = []
-    for key in sorted(set(months)):
-        p = Period(month_start(key), month_start(add_months(key, 1)) - timedelta(days=1))
-        if out and out[-1].end + timedelta(days=1) == p.start:
-            out[-1] = Period(out[-1].start, p.end)
+    for p in sorted(periods, key=lambda p: p.start):
+        if out and out[-1].end + timedelta(days=1) >= p.start:
+            out[-1] = Period(out[-1].start, max(out[-1].end, p.end))
         else:
             out.append(p)
     return out
 
 
-def _sold(periods: list[Period]) -> sa.Subquery:
+def _month_period(key: int) -> Period:
+    return Period(month_start(key), month_start(add_months(key, 1)) - timedelta(days=1))
+
+
+def _sold(periods: list[Period], by_day: bool) -> sa.Subquery:
+    day = col(Order.order_date)
+    bucket = month_key(day) * 100 + sa.cast(sa.extract("day", day), sa.Integer) \
+        if by_day else month_key(day)
     stmt = sold_orders(None).with_only_columns(
         col(Order.id), col(Order.account_id), col(Order.rep_id), col(Order.order_date),
-        col(Order.total_cents), col(Order.cost_cents), month_key(col(Order.order_date)).label("m"))
+        col(Order.total_cents), col(Order.cost_cents), bucket.label("m"))
     return stmt.where(in_periods(col(Order.order_date), periods)).subquery("o")
 
 
@@ -200,9 +244,10 @@ def _line_cube(o: sa.Subquery, keys: Sequence[Any], src: Any) -> sa.Select[Any]:
     )
 
 
-async def _fill(session: AsyncSession, periods: list[Period]) -> None:
-    """INSERT … SELECT every cube for the months `periods` cover (already deleted)."""
-    o = _sold(periods)
+async def _fill(session: AsyncSession, periods: list[Period], by_day: bool) -> None:
+    """INSERT … SELECT every cube for the days `periods` cover (deleted already), in
+    month buckets or day buckets."""
+    o = _sold(periods, by_day)
     per_order_qty = (sa.select(col(OrderLine.order_id), sa.func.sum(col(OrderLine.quantity))
                                .label("q"))
                      .where(col(OrderLine.order_id).in_(sa.select(o.c.id)))
@@ -217,7 +262,7 @@ async def _fill(session: AsyncSession, periods: list[Period]) -> None:
     measures = ["revenue_cents", "cost_cents", "quantity", "order_count"]
     t = table_of(SalesOrderMonthly)
     await session.execute(t.insert().from_select(
-        ["month", "account_id", "rep_id", *measures, "first_order_date", "last_order_date"],
+        ["bucket", "account_id", "rep_id", *measures, "first_order_date", "last_order_date"],
         orders))
     lines_of = o.join(OrderLine, col(OrderLine.order_id) == o.c.id)
     with_product = lines_of.join(Product, col(Product.id) == col(OrderLine.product_id))
@@ -231,11 +276,11 @@ async def _fill(session: AsyncSession, periods: list[Period]) -> None:
              with_product),
             (SalesProductTotalMonthly, ["product_id"], [col(OrderLine.product_id)], lines_of)):
         await session.execute(table_of(table).insert().from_select(
-            ["month", *names, *measures], _line_cube(o, keys, src)))
+            ["bucket", *names, *measures], _line_cube(o, keys, src)))
     items = (sa.select(o.c.m, o.c.id.label("order_id"), col(OrderLine.product_id))
              .select_from(lines_of).distinct().cte("items"))
     await session.execute(table_of(BasketItemMonthly).insert().from_select(
-        ["month", "product_id", "order_count"],
+        ["bucket", "product_id", "order_count"],
         sa.select(items.c.m, items.c.product_id, sa.func.count())
         .group_by(items.c.m, items.c.product_id)))
     a, b = items.alias("a"), items.alias("b")
@@ -244,57 +289,81 @@ async def _fill(session: AsyncSession, periods: list[Period]) -> None:
                                             a.c.product_id < b.c.product_id)))
              .group_by(a.c.product_id, a.c.m, b.c.product_id))
     await session.execute(table_of(BasketPairMonthly).insert().from_select(
-        ["product_a", "month", "product_b", "order_count"], pairs))
+        ["product_a", "bucket", "product_b", "order_count"], pairs))
 
 
 @dataclass(frozen=True)
 class RefreshReport:
     rebuilt: bool
+    #: Month and day buckets recomputed.
     months: int
+    days: int
     seq: int
 
     def __str__(self) -> str:
         what = "rebuilt" if self.rebuilt else "refreshed"
-        return f"sales rollups {what}: {self.months} months, current with change {self.seq}"
+        return (f"sales rollups {what}: {self.months} months and {self.days} days "
+                f"recomputed, current with change {self.seq}")
 
 
-async def refresh_rollups(session: AsyncSession, full: bool = False) -> RefreshReport:
-    """Recompute the months whose orders changed since the last refresh (every month on
-    the first run, after a compaction past it, or when a product changed category)."""
+async def refresh_rollups(session: AsyncSession, today: date | None = None,
+                          full: bool = False) -> RefreshReport:
+    """Recompute the buckets whose orders changed since the last refresh, and fold the
+    month that left the recent days into a month bucket (everything on the first run,
+    after a compaction past it, or when a product changed category)."""
     session.info.pop(_STATE_KEY, None)
+    days_from = days_from_for(today or utcnow().date())
     head, horizon = (await session.execute(
         sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq)))).one_or_none() or (0, 0)
     state = (await session.execute(sa.select(AnalyticsRollup).where(
         col(AnalyticsRollup.name) == NAME))).scalar_one_or_none()
-    full = full or state is None or horizon > state.seq or \
-        await _category_changed(session, state.seq)
+    full = full or state is None or horizon > state.seq or state.days_from is None or \
+        state.days_from > days_from or await _category_changed(session, state.seq)
     first_day, last_day = (await session.execute(sold_orders(None).with_only_columns(
         sa.func.min(col(Order.order_date)), sa.func.max(col(Order.order_date))))).one()
+    months: set[int] = set()
+    days: set[date] = set()
     if full:
         for cube in CUBES:
             await session.execute(sa.delete(cube))
-        months: set[int] = set()
-        key = first_day.year * 100 + first_day.month if first_day else None
-        while key is not None and last_day is not None and month_start(key) <= last_day:
+        if first_day is not None and last_day is not None:
+            key = month_bucket(first_day)
+            while month_start(key) < days_from and month_start(key) <= last_day:
+                months.add(key)
+                key = add_months(key, 1)
+            day = max(first_day, days_from)
+            while day <= last_day:
+                days.add(day)
+                day += timedelta(days=1)
+    else:
+        assert state is not None and state.days_from is not None
+        changed = await _changed_days(session, state.seq)
+        months = {month_bucket(d) for d in changed if d < days_from}
+        key = month_bucket(state.days_from)
+        while month_start(key) < days_from:  # left the recent days: one bucket now
             months.add(key)
             key = add_months(key, 1)
-    else:
-        assert state is not None
-        months = await _changed_months(session, state.seq)
-        for cube in CUBES if months else ():
-            table = table_of(cube)
-            await session.execute(sa.delete(table).where(table.c.month.in_(sorted(months))))
+        days = {d for d in changed if d >= days_from}
+        for cube in CUBES:
+            bucket = table_of(cube).c.bucket
+            for key in months:
+                await session.execute(sa.delete(cube).where(sa.or_(
+                    bucket == key, bucket.between(key * 100 + 1, key * 100 + 31))))
+            if days:
+                await session.execute(sa.delete(cube).where(
+                    bucket.in_(sorted(day_bucket(d) for d in days))))
     if months:
-        await _fill(session, _month_periods(months))
+        await _fill(session, _merged(_month_period(m) for m in months), by_day=False)
+    if days:
+        await _fill(session, _merged(Period(d, d) for d in days), by_day=True)
     if state is None:
         state = AnalyticsRollup(name=NAME, seq=head, refreshed_at=utcnow())
         session.add(state)
     state.seq, state.first_day, state.last_day = head, first_day, last_day
-    state.refreshed_at = utcnow()
+    state.days_from, state.refreshed_at = days_from, utcnow()
     await session.flush()
     session.info.pop(_STATE_KEY, None)
-    return RefreshReport(full, len(months), head)
-
+    return RefreshReport(full, len(months), len(days), head)
 
 
 def company_wide(scope: Scope | Principal | None) -> bool:

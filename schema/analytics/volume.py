@@ -30,6 +30,7 @@ from schema.analytics.common import (
 )
 from schema.analytics.rollup import (
     RollupState,
+    bucket_month,
     company_wide,
     in_periods,
     rollup_state,
@@ -208,21 +209,22 @@ def cube_for(dims: Sequence[Dimension], filters: SalesFilter, rollups: RollupSta
 
 
 def _cube_column(d: Dimension, t: Any) -> Any:
+    month = bucket_month(t.c.bucket)
     return {
         Dimension.TERRITORY: col(Account.territory_id), Dimension.REGION: col(Account.region),
         Dimension.CHANNEL: col(Account.segment), Dimension.TIER: col(Account.tier),
         Dimension.ACCOUNT: t.c.get("account_id"), Dimension.REP: t.c.get("rep_id"),
         Dimension.PRODUCT: t.c.get("product_id"),
         Dimension.CATEGORY: t.c.category if "category" in t.c else col(Product.category),
-        Dimension.MONTH: t.c.month, Dimension.QUARTER: (t.c.month // 100) * 10
-        + (t.c.month % 100 + 2) // 3, Dimension.YEAR: t.c.month // 100,
+        Dimension.MONTH: month, Dimension.QUARTER: (month // 100) * 10 + (month % 100 + 2) // 3,
+        Dimension.YEAR: month // 100,
     }[d]
 
 
-def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: Sequence[int],
+def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, buckets: Sequence[int],
                         filters: SalesFilter, dims: Sequence[Dimension],
                         per_customer: bool = True) -> sa.Select[Any]:
-    """Measures per (group, customer) from a rollup, over whole months (per group only
+    """Measures per (group, customer) from a rollup, over its `buckets` (per group only
     without `per_customer`)."""
     t = table_of(cube)
     src: Any = t
@@ -240,7 +242,7 @@ def per_customer_rolled(cube: type[SQLModel], scope: Scope | Principal, months: 
         *keys, *customer,
         sa.func.sum(t.c.revenue_cents).label("revenue"), sa.func.sum(t.c.cost_cents).label("cost"),
         sa.func.sum(t.c.quantity).label("quantity"), sa.func.sum(t.c.order_count).label("orders"),
-    ).select_from(src).where(t.c.month.in_(months))
+    ).select_from(src).where(t.c.bucket.in_(buckets))
     if not company_wide(scope):
         stmt = stmt.where(scoped_accounts(t.c.account_id,
                                           scope if isinstance(scope, Scope) else Scope(scope)))
@@ -258,18 +260,18 @@ async def aggregate(session: AsyncSession, scope: Scope | Principal, period: Per
     dimension or filter needs them; without `customers`, customers are 0 (counting
     distinct customers needs a pass per (group, customer)).
 
-    Whole months the rollups hold (and whose orders did not change since, see
+    Months and days the rollups hold (and whose orders did not change since, see
     schema.analytics.rollup) are read from the cube that answers these groups exactly;
     the rest of the period from the orders. Both parts are summed per (group, customer),
     then per group, so the figures are the same either way."""
     if rollups is None:
         rollups = await rollup_state(session)
     cube = cube_for(dims, filters, rollups, company_wide(scope), customers)
-    months, live = rollups.split(period) if cube is not None else ([], [period])
+    buckets, live = rollups.split(period) if cube is not None else ([], [period])
     dim_names = [d.value for d in dims]
     parts: list[sa.Select[Any]] = []
-    if months and cube is not None:
-        parts.append(per_customer_rolled(cube, scope, months, filters, dims, customers))
+    if buckets and cube is not None:
+        parts.append(per_customer_rolled(cube, scope, buckets, filters, dims, customers))
     if live:
         po = per_order(scope, live, filters, dims, quantity)
         keys = [po.c[n] for n in dim_names]

@@ -5,8 +5,8 @@ days (schema.jobs.reminders) inserted through the one write path, so they sync t
 account owner's devices like any task; then unrouted qualified leads are given to reps
 (schema.jobs.routing). Then, in a unit of work of its own (the first run rebuilds every
 month, which should not hold up the reps' pushes on SQLite), the monthly sales rollups
-are brought up to date (schema.analytics.rollup: the months whose orders changed since the
-last run are recomputed). Running it twice, or after missed days, creates nothing twice and
+are brought up to date (schema.analytics.rollup: the months and days whose orders changed
+since the last run are recomputed). Running it twice, or after missed days, creates nothing twice and
 leaves the rollups as they are.
 """
 
@@ -66,7 +66,7 @@ async def run_daily(db: UnitsOfWork, today: date, days_ahead: int = DAYS_AHEAD,
         plan = await plan_routing(session, lock=True)
         await apply_routing(session, plan, actor_id)
     async with db.write() as session:
-        rollups = await refresh_rollups(session)
+        rollups = await refresh_rollups(session, today)
     return DailyReport(
         today=today, days_ahead=days_ahead,
         birthday_tasks=sum(1 for r in rows if r["kind"] is TaskKind.BIRTHDAY),
