@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -22,13 +23,20 @@ LAG = Gauge("fieldsync_change_log_lag", "changes the slowest device active today
 def count_push(statuses: Iterable[tuple[str, str | None]]) -> None:
     """One push: (status, error code) per mutation."""
     PUSHES.inc()
+    # Counted first, one metric update per label: a labelled inc() costs microseconds,
+    # and a batch carries hundreds of results.
+    pushed, rejected = Tally[str](), Tally[str]()
     for status, code in statuses:
-        PUSHED.labels(status).inc()
+        pushed[status] += 1
         if status == "REJECTED" and code:
-            REJECTIONS.labels(code).inc()
+            rejected[code] += 1
+    for status, n in pushed.items():
+        PUSHED.labels(status).inc(n)
+    for code, n in rejected.items():
+        REJECTIONS.labels(code).inc(n)
 
 
 def count_pull(ops: Iterable[str]) -> None:
     PULLS.inc()
-    for op in ops:
-        PULLED.labels(op).inc()
+    for op, n in Tally(ops).items():
+        PULLED.labels(op).inc(n)

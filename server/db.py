@@ -66,6 +66,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=1800,
+        # Timestamps come back in UTC, so the UTCDateTime column type has nothing to do.
+        # JIT compilation costs 100-400 ms on analytics statements that run for tenths of
+        # a second, and nothing here runs long enough to repay it.
+        connect_args={"options": "-c timezone=UTC -c jit=off"},
     )
 
 
@@ -89,6 +93,11 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._writer = engine.execution_options(sqlite_immediate=True)
+        # PostgreSQL reads run in autocommit: no BEGIN/ROLLBACK round trips (4 of an
+        # empty pull's 10). Nothing is lost: under READ COMMITTED every statement takes
+        # its own snapshot anyway, and a read unit of work never writes.
+        self._reader = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if self.dialect == "postgresql" else engine)
         # Write transactions end serialised on the change-log head anyway; letting more of
         # them start than there are connections only exhausts the pool, so a burst of
         # pushes would fail with UNAVAILABLE instead of queueing here, in order.
@@ -99,7 +108,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+        async with AsyncSession(self._reader, expire_on_commit=False) as session:
             yield session
 
     @asynccontextmanager

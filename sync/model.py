@@ -7,10 +7,12 @@ constraint names on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 from uuid6 import uuid7
 
@@ -54,6 +56,17 @@ def dialect_name(session: AsyncSession) -> str:
     return bind.dialect.name
 
 
+def among(session: AsyncSession, column: Any, values: Collection[Any]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)` with one parameter.
+
+    An IN list of n parameters is a new statement text for every n: SQLAlchemy renders
+    it and psycopg parses it again each time (~5 ms for the 1,000 ids of a pull page).
+    """
+    if dialect_name(session) == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every backend.
 
@@ -71,6 +84,13 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             raise ValueError("naive datetime; fieldsync stores timezone-aware UTC only")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        # timestamptz arrives aware (an instant, whatever the session's time zone); only
+        # SQLite's naive values need the conversion. Saves a call per value on big pulls.
+        if dialect.name == "postgresql":
+            return None
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
         if value is None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from sync.cursor import CursorCodec, Position
-from sync.model import utcnow
+from sync.model import among, utcnow
 from sync.protocol import ChangeOut, PullOut, SyncRequestError
 from sync.push import claim_client
 from sync.registry import EntitySpec, Registry, Viewer
@@ -162,7 +162,7 @@ class _Page:
             return out
         ch = spec.child
         rows = await self.session.execute(
-            sa.select(ch.table).where(ch.table.c[ch.parent_column].in_(ids))
+            sa.select(ch.table).where(among(self.session, ch.table.c[ch.parent_column], ids))
             .order_by(ch.table.c[ch.order_by]))
         for r in rows.mappings():
             out[r[ch.parent_column]].append(r)
@@ -265,7 +265,8 @@ class _Page:
                 continue
             t = spec.table
             visible = self._in_scope(t.c.scope_key).label("_visible")
-            for r in (await self.session.execute(sa.select(t, visible).where(t.c.id.in_(ids)))).mappings():
+            stmt = sa.select(t, visible).where(among(self.session, t.c.id, ids))
+            for r in (await self.session.execute(stmt)).mappings():
                 current[(entity, r["id"])] = r
             live = [i for i in ids if (entity, i) in current and not current[(entity, i)]["deleted"]]
             for parent, rows in (await self._children(spec, live)).items():

@@ -27,7 +27,7 @@ from sqlmodel import col
 from sync import bulk
 from sync.codec import CodecError, parse_datetime
 from sync.hlc import HybridClock
-from sync.model import dialect_name, metadata, new_id, table_of, utcnow
+from sync.model import among, dialect_name, metadata, new_id, table_of, utcnow
 from sync.policies import History, Merge
 from sync.protocol import (
     PROTOCOL_VERSIONS,
@@ -319,7 +319,7 @@ class PushEngine:
             by_spec[p.spec.name].append(p.row_id)
         for name, ids in by_spec.items():
             spec = self.registry[name]
-            stmt = sa.select(spec.table).where(spec.table.c.id.in_(sorted(set(ids))))
+            stmt = sa.select(spec.table).where(among(session, spec.table.c.id, sorted(set(ids))))
             if lock:
                 stmt = stmt.order_by(spec.table.c.id).with_for_update()
             for row in (await session.execute(stmt)).mappings():
@@ -328,7 +328,8 @@ class PushEngine:
                 ch = spec.child
                 parent = ch.table.c[ch.parent_column]
                 rows = await session.execute(
-                    sa.select(ch.table).where(parent.in_(ids)).order_by(ch.table.c[ch.order_by]))
+                    sa.select(ch.table).where(among(session, parent, ids))
+                    .order_by(ch.table.c[ch.order_by]))
                 for row in rows.mappings():
                     state.children.setdefault((name, row[ch.parent_column]), []).append(dict(row))
 
