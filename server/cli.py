@@ -137,7 +137,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, demo: bool) ->
         print("  demo logins (password: demo-password): " + ", ".join(DEMO_LOGINS)
               + " (managers 1-2, reps 1-6)\n")
     uvicorn.run("server.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="info")
+                workers=workers, log_level="info",
+                timeout_graceful_shutdown=settings.shutdown_grace_seconds)
 
 
 def main(argv: list[str] | None = None) -> None:

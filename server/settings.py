@@ -58,6 +58,8 @@ class Settings:
     #: latter counted per process); one more is refused with TOO_MANY_SUBSCRIPTIONS.
     ws_max_subscriptions_per_connection: int = 20
     ws_max_subscriptions_per_user: int = 50
+    #: `fieldsync serve`: on SIGTERM, how long requests in flight may take to finish.
+    shutdown_grace_seconds: int = 25
     #: Largest request body (a sync push is the big one); larger gets HTTP 413.
     max_body_bytes: int = 4_000_000
     log_json: bool = False
