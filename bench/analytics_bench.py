@@ -10,7 +10,9 @@
    default 4 makes it scan every order line for a manager's tenth of them); SQLite runs
    without planner statistics, as fieldsync's migrations leave it. Then the monthly
    rollups are brought up to date, as `fieldsync jobs daily` does each night (built the
-   first time, timed). `--name` picks another scratch database; `--seed-only` stops here.
+   first time, timed). `--name` picks another scratch database; `--seed-only` stops here;
+   `--busy N` then changes N orders of the last three days, as a working day after the
+   nightly job would (those days are read live).
 2. The real ASGI app in-process (httpx ASGITransport): each query goes through auth,
    GraphQL and the scope rule exactly as from the explorer.
 3. Each query as manager1 (a team of 5 reps, ~10% of the data) and as the admin (all of
@@ -182,12 +184,47 @@ async def _time(call: Callable[[], Awaitable[None]]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+async def make_busy(url: str, orders: int) -> None:
+    """A working day after the nightly job: the back office marks `orders` CONFIRMED orders
+    of the last three days FULFILLED through the sync write path, so those days are read
+    live, not from the rollups (the next run's refresh folds them back in)."""
+    from schema.enums import OrderStatus
+    from schema.orders.tables import Order
+    from schema.registry import registry
+    from sync.hlc import HybridClock
+    from sync.writer import ChangeSet, RowWrite, flush
+
+    db = Database(create_engine(Settings(database_url=url)))
+    try:
+        async with db.write() as s:
+            rows = (await s.execute(
+                sa.select(Order.id, Order.version, Order.scope_key, Order.order_date)
+                .where(Order.status == OrderStatus.CONFIRMED,
+                       Order.order_date.between(BENCH_TODAY - timedelta(days=2), BENCH_TODAY))
+                .order_by(Order.id).limit(orders))).all()
+            changes = ChangeSet()
+            clock = HybridClock("analytics-bench")
+            for order_id, version, key, _ in rows:
+                changes.add(RowWrite(registry["order"], order_id, "update",
+                                     {"status": OrderStatus.FULFILLED},
+                                     {"status": OrderStatus.CONFIRMED}, version + 1, key, None,
+                                     clock.now()))
+            await flush(s, changes)
+        print(f"busy: {len(rows)} orders of {len({r[3] for r in rows})} days changed since "
+              "the rollups (read live)", flush=True)
+    finally:
+        await db.dispose()
+
+
 async def run(kind: str, size: str, runs: int, name: str | None = None,
-              seed_only: bool = False) -> list[tuple[str, str, float, float, float]]:
+              seed_only: bool = False, busy: int = 0,
+              ) -> list[tuple[str, str, float, float, float]]:
     url = database_url(kind, size, name)
     patterns = await ensure_seeded(url, size)
     if seed_only:
         return []
+    if busy:
+        await make_busy(url, busy)
     account = patterns["showcase"]["account_id"]
     app = _app(url)
     rows: list[tuple[str, str, float, float, float]] = []
@@ -242,11 +279,14 @@ def main() -> None:
                         f"{PG_DB} / <size>.db. Seeded once, reused by later runs")
     parser.add_argument("--seed-only", action="store_true",
                         help="seed (or migrate) the scratch database and stop")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="after the rollup refresh, change N orders of the last three "
+                        "days (a working day: those days are read live)")
     args = parser.parse_args()
     WORKDIR.mkdir(parents=True, exist_ok=True)
     print(f"analytics bench: {args.db}, {args.size}, {args.runs} runs per query "
           f"(budget p95 < {BUDGET_MS:.0f} ms)", flush=True)
-    asyncio.run(run(args.db, args.size, args.runs, args.name, args.seed_only))
+    asyncio.run(run(args.db, args.size, args.runs, args.name, args.seed_only, args.busy))
     sys.exit(0)
 
 

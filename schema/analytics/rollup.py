@@ -1,10 +1,11 @@
 """Sales rollups: how the daily job keeps them, and which parts of a period a query may
 read from them.
 
-**Buckets.** Each cube row belongs to a bucket: a month (yyyymm) for months before the
-previous one, a day (yyyymmdd) from the first day of the previous month on (`days_from`),
-where orders still change (confirmed, cancelled, back-dated) and where one day's changes
-should not send a whole month back to the order lines.
+**Buckets.** Each cube row belongs to a bucket: a month (yyyymm), and also a day
+(yyyymmdd) from the first day of the previous month on (`days_from`): in the recent past
+orders still change (confirmed, cancelled, back-dated), and one day's changes should not
+send a whole month back to the order lines. A month is read as one bucket when it can
+be, as days otherwise.
 
 **Freshness rule.** The rollups record the change-log position (`sync_change.seq`) they
 are current with. A query reads a bucket from them only when the bucket lies inside its
@@ -18,8 +19,8 @@ how much of it is fast.
 
 **Refresh** (`refresh_rollups`, run by `fieldsync jobs daily`, idempotent): the buckets
 whose orders changed since the last run are deleted and recomputed from the orders (one
-INSERT … SELECT per cube), months that left the recent days are folded into month
-buckets; the first run, a compacted change log or a product whose category changed
+INSERT … SELECT per cube), the day buckets of a month that left the recent days are
+dropped; the first run, a compacted change log or a product whose category changed
 rebuild everything.
 """
 
@@ -134,9 +135,9 @@ class RollupState:
         """(buckets read from the rollups, day ranges read live) covering `period`.
 
         A month bucket is read when no order of the month changed since and the period
-        covers every day of it that held a sale then (a whole month, or the first month
-        of the history from its first sale); a day bucket when no order of that day
-        changed since."""
+        covers every day of it that held a sale then (a whole month, the current month up
+        to today, or the first month of the history from its first sale). Otherwise, in
+        the recent days, the day buckets of the days whose orders did not change."""
         if not self.usable:
             return [], [period]
         stale_months = {month_bucket(d) for d in self.stale_days}
@@ -145,18 +146,17 @@ class RollupState:
         key, last = month_bucket(period.start), month_bucket(period.end)
         while key <= last:
             start, end = month_start(key), month_start(add_months(key, 1)) - timedelta(days=1)
-            if self.days_from is None or end < self.days_from:
-                head = period.start <= start or (self.first_day is not None
-                                                 and period.start <= self.first_day)
-                tail = period.end >= end or (self.last_day is not None
-                                             and period.end >= self.last_day)
-                if head and tail and key not in stale_months:
-                    buckets.append(key)
-                    covered.append(Period(max(start, period.start), min(end, period.end)))
-            else:
+            head = period.start <= start or (self.first_day is not None
+                                             and period.start <= self.first_day)
+            tail = period.end >= end or (self.last_day is not None
+                                         and period.end >= self.last_day)
+            if head and tail and key not in stale_months:
+                buckets.append(key)
+                covered.append(Period(max(start, period.start), min(end, period.end)))
+            elif self.days_from is not None and start >= self.days_from:
                 day = max(start, period.start)
                 while day <= min(end, period.end):
-                    if day >= self.days_from and day not in self.stale_days:
+                    if day not in self.stale_days:
                         buckets.append(day_bucket(day))
                         covered.append(Period(day, day))
                     day += timedelta(days=1)
@@ -308,9 +308,9 @@ class RefreshReport:
 
 async def refresh_rollups(session: AsyncSession, today: date | None = None,
                           full: bool = False) -> RefreshReport:
-    """Recompute the buckets whose orders changed since the last refresh, and fold the
-    month that left the recent days into a month bucket (everything on the first run,
-    after a compaction past it, or when a product changed category)."""
+    """Recompute the buckets whose orders changed since the last refresh and drop the day
+    buckets of a month that left the recent days (everything on the first run, after a
+    compaction past it, or when a product changed category)."""
     session.info.pop(_STATE_KEY, None)
     days_from = days_from_for(today or utcnow().date())
     head, horizon = (await session.execute(
@@ -328,7 +328,7 @@ async def refresh_rollups(session: AsyncSession, today: date | None = None,
             await session.execute(sa.delete(cube))
         if first_day is not None and last_day is not None:
             key = month_bucket(first_day)
-            while month_start(key) < days_from and month_start(key) <= last_day:
+            while key <= month_bucket(last_day):
                 months.add(key)
                 key = add_months(key, 1)
             day = max(first_day, days_from)
@@ -338,17 +338,20 @@ async def refresh_rollups(session: AsyncSession, today: date | None = None,
     else:
         assert state is not None and state.days_from is not None
         changed = await _changed_days(session, state.seq)
-        months = {month_bucket(d) for d in changed if d < days_from}
-        key = month_bucket(state.days_from)
-        while month_start(key) < days_from:  # left the recent days: one bucket now
-            months.add(key)
-            key = add_months(key, 1)
+        months = {month_bucket(d) for d in changed}
         days = {d for d in changed if d >= days_from}
+        leaving = []  # months that left the recent days keep their month bucket only
+        key = month_bucket(state.days_from)
+        while month_start(key) < days_from:
+            leaving.append(key)
+            key = add_months(key, 1)
         for cube in CUBES:
             bucket = table_of(cube).c.bucket
-            for key in months:
-                await session.execute(sa.delete(cube).where(sa.or_(
-                    bucket == key, bucket.between(key * 100 + 1, key * 100 + 31))))
+            if months:
+                await session.execute(sa.delete(cube).where(bucket.in_(sorted(months))))
+            for key in leaving:
+                await session.execute(sa.delete(cube).where(
+                    bucket.between(key * 100 + 1, key * 100 + 31)))
             if days:
                 await session.execute(sa.delete(cube).where(
                     bucket.in_(sorted(day_bucket(d) for d in days))))

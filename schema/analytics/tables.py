@@ -3,8 +3,8 @@
 They are derived data, never synced (not registered with `sync/`): the daily job
 recomputes them from the orders (schema.analytics.rollup) and the queries read them for
 the parts of a period whose orders have not changed since (see `rollup.RollupState`),
-live rows for the rest. Rows are per **bucket**: a month (yyyymm, e.g. 202605) for months
-before the previous one, a day (yyyymmdd) from the first day of the previous month on.
+live rows for the rest. Rows are per **bucket**: a month (yyyymm, e.g. 202605), and also a
+day (yyyymmdd, e.g. 20260517) from the first day of the previous month on.
 Every cube with accounts is keyed by bucket, account and rep, so the one scope rule (an
 order's scope key is its account) still applies: `account_id IN (visible keys)`.
 
@@ -125,6 +125,6 @@ class AnalyticsRollup(SQLModel, table=True):
     #: query's period is still read from them when its other days held no sale).
     first_day: date | None = Field(default=None)
     last_day: date | None = Field(default=None)
-    #: Buckets are days from this day on (the recent past), months before it.
+    #: From this day on there are day buckets too (the recent past).
     days_from: date | None = Field(default=None)
     refreshed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
