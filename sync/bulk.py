@@ -41,11 +41,15 @@ async def _copy(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[s
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
+    convert = [(i, p) for i, p in enumerate(procs) if p is not None]
     sql = f"COPY {prep.format_table(table)} ({quoted}) FROM STDIN"
     async with driver.cursor() as cur, cur.copy(sql) as copy:
         for row in rows:
-            await copy.write_row([v if p is None or v is None else p(v)
-                                  for p, v in zip(procs, (row[n] for n in names), strict=True)])
+            values = [row[n] for n in names]
+            for i, p in convert:
+                if values[i] is not None:
+                    values[i] = p(values[i])
+            await copy.write_row(values)
 
 
 _cache: dict[tuple[str, sa.Table, tuple[str, ...]], list[_Processor]] = {}

@@ -144,7 +144,9 @@ class PushEngine:
                                                  "mutationId starts at 1 for each clientId")
                 order.append(("invalid", m.mutation_id))
                 continue
-            if m.mutation_id <= last or any(f.mutation_id == m.mutation_id for f in fresh):
+            # Fresh ids run last+1, last+2, … so anything below `expected` was seen: stored
+            # before, or earlier in this batch (a duplicate answers with that result).
+            if m.mutation_id < expected:
                 order.append(("replay", m.mutation_id))
                 continue
             if gap or m.mutation_id != expected:
