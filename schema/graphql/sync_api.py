@@ -8,7 +8,7 @@ foreign clientId, an oversized batch, a forged cursor) are GraphQL errors with
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, cast, overload
@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from sqlmodel import col
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.arguments import InputContext
 
 from schema import audit, metrics
 from schema import conflicts as conflict_service
@@ -79,6 +80,20 @@ class SyncMutationInput:
     base_version: int | None = None
     fields: JSON | None = None
     client_time: str | None = None
+
+
+def _mutation_from_input(cls: type[SyncMutationInput], value: Mapping[str, Any],
+                         _: InputContext) -> SyncMutationInput:
+    """A pushed mutation, straight from its input value (graphql-core has coerced and
+    checked every field, enums included). Strawberry's generic conversion re-derives each
+    field's name and type for every mutation: a tenth of a push's CPU."""
+    return cls(mutation_id=value["mutationId"], entity=value["entity"], op=value["op"],
+               id=value["id"], base_version=value.get("baseVersion"),
+               fields=value.get("fields"), client_time=value.get("clientTime"))
+
+
+# The documented hook for types that build their own value from their input.
+SyncMutationInput.__strawberry_definition__.from_input = _mutation_from_input  # type: ignore[attr-defined]
 
 
 @strawberry.input
