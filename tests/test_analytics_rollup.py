@@ -308,7 +308,8 @@ async def test_rfm_from_rollups_equals_live(db: Database, world: World,
 async def test_recent_days_then_folded_into_months(db: Database, world: World,
                                                    sales: dict[str, uuid.UUID]) -> None:
     """From 1 May there are day buckets: a change on 10 May sends that day alone back to
-    the orders. When July comes, May keeps its month bucket only."""
+    the orders. In July, May is read as one month bucket again; in August its day
+    buckets are dropped."""
     admin = Principal(world.users["admin"], Role.ADMIN)
     first = await run_daily(db, TODAY)
     assert first.rollups is not None and (first.rollups.months, first.rollups.days) == (4, 34)
@@ -327,9 +328,15 @@ async def test_recent_days_then_folded_into_months(db: Database, world: World,
     assert july.rollups is not None and (july.rollups.months, july.rollups.days) == (1, 0)
     async with db.read() as s:
         keys = set((await s.execute(sa.select(SalesOrderMonthly.bucket))).scalars())
-        assert keys == {202603, 202604, 202606, 20260603}  # May's only sale was cancelled
+        # May's only sale was cancelled (its days are kept a month, but not a changed one).
+        assert keys == {202603, 202604, 202606, 20260603}
         state = await rollup_state(s)
         assert state.split(SPRING) == ([202603, 202604, 202605], [])
         assert await aggregate(s, admin, ODD, SalesFilter(), (Dimension.MONTH,), True,
                                state) == await aggregate(s, admin, ODD, SalesFilter(),
                                                          (Dimension.MONTH,), True, RollupState())
+    await run_daily(db, date(2026, 8, 2))
+    async with db.read() as s:
+        days = {b for b in (await s.execute(sa.select(SalesFactMonthly.bucket))).scalars()
+                if b > 999999}
+        assert days == {20260603}  # June is still kept for a month

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLError
 from strawberry.permission import BasePermission
@@ -25,7 +24,7 @@ from schema.graphql.loaders import load_one
 from schema.graphql.typegen import build
 from schema.identity.tables import Territory as TerritoryRow
 from schema.identity.tables import User as UserRow
-from sync.model import dialect_name, utcnow
+from sync.model import utcnow
 
 R = TypeVar("R")
 MAX_LIMIT = 500
@@ -139,19 +138,12 @@ async def serialized(info: Info, work: Callable[[], Awaitable[R]]) -> R:
     """Run `work` alone on the request's session: sibling fields resolve concurrently, and
     an AsyncSession runs one statement at a time.
 
-    On PostgreSQL the first call also turns JIT compilation off for the rest of the
-    request's transaction: these statements cross `jit_above_cost` but run for tenths of a
-    second, and compiling them took 100-400 ms more than it saved (EXPLAIN ANALYZE at the
-    large demo size). Better set once for the whole server (`jit = off`).
+    (JIT compilation, which cost these statements 100-400 ms on PostgreSQL, is off on
+    every server connection: server/db.py. A `SET LOCAL` here would only warn now that
+    reads run in autocommit.)
     """
-    ctx = info.context
-    lock: asyncio.Lock = ctx.loader(("analytics", "session-lock"), asyncio.Lock)
-    tuned: list[bool] = ctx.loader(("analytics", "jit-off"), lambda: [False])
+    lock: asyncio.Lock = info.context.loader(("analytics", "session-lock"), asyncio.Lock)
     async with lock:
-        if not tuned[0]:
-            tuned[0] = True
-            if dialect_name(ctx.session) == "postgresql":
-                await ctx.session.execute(sa.text("SET LOCAL jit = off"))
         return await work()
 
 

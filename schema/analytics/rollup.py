@@ -20,7 +20,7 @@ how much of it is fast.
 **Refresh** (`refresh_rollups`, run by `fieldsync jobs daily`, idempotent): the buckets
 whose orders changed since the last run are deleted and recomputed from the orders (one
 INSERT … SELECT per cube), the day buckets of a month that left the recent days are
-dropped; the first run, a compacted change log or a product whose category changed
+dropped a month later; the first run, a compacted change log or a product whose category changed
 rebuild everything.
 """
 
@@ -309,8 +309,8 @@ class RefreshReport:
 async def refresh_rollups(session: AsyncSession, today: date | None = None,
                           full: bool = False) -> RefreshReport:
     """Recompute the buckets whose orders changed since the last refresh and drop the day
-    buckets of a month that left the recent days (everything on the first run, after a
-    compaction past it, or when a product changed category)."""
+    buckets of months that left the recent days a month ago (everything on the first
+    run, after a compaction past it, or when a product changed category)."""
     session.info.pop(_STATE_KEY, None)
     days_from = days_from_for(today or utcnow().date())
     head, horizon = (await session.execute(
@@ -340,21 +340,18 @@ async def refresh_rollups(session: AsyncSession, today: date | None = None,
         changed = await _changed_days(session, state.seq)
         months = {month_bucket(d) for d in changed}
         days = {d for d in changed if d >= days_from}
-        leaving = []  # months that left the recent days keep their month bucket only
-        key = month_bucket(state.days_from)
-        while month_start(key) < days_from:
-            leaving.append(key)
-            key = add_months(key, 1)
+        # Day buckets of a month that left the recent days are dropped a month later: a
+        # query that read the rollup state just before this commit may still use them.
+        drop_before = day_bucket(days_from_for(days_from))
         for cube in CUBES:
             bucket = table_of(cube).c.bucket
+            await session.execute(sa.delete(cube).where(bucket > 9999999,
+                                                        bucket < drop_before))
             if months:
                 await session.execute(sa.delete(cube).where(bucket.in_(sorted(months))))
-            for key in leaving:
+            if changed:  # days before the recent ones are only deleted
                 await session.execute(sa.delete(cube).where(
-                    bucket.between(key * 100 + 1, key * 100 + 31)))
-            if days:
-                await session.execute(sa.delete(cube).where(
-                    bucket.in_(sorted(day_bucket(d) for d in days))))
+                    bucket.in_(sorted(day_bucket(d) for d in changed))))
     if months:
         await _fill(session, _merged(_month_period(m) for m in months), by_day=False)
     if days:
