@@ -99,20 +99,33 @@ async def scope_changed(session: AsyncSession, viewer: Viewer, after: int, upto:
     """Whether any change in (after, upto] concerns the viewer (one indexed query)."""
     seq = col(Change.seq)
     stmt = sa.select(seq).where(seq > after, seq <= upto).limit(1)
-    concerns = _concerns(viewer)
+    concerns = _concerns(viewer, upto - after)
     if concerns is not None:
         stmt = stmt.where(concerns)
     return (await session.execute(stmt)).first() is not None
 
 
-def _concerns(viewer: Viewer) -> Any:
+#: Up to this many changes behind the head, a pull reads its range by sequence number.
+SCAN_RANGE = 20_000
+
+
+def _concerns(viewer: Viewer, span: int) -> Any:
     """Change-log rows that may matter to the viewer: in a key they read now, leaving a
-    key they read now, or leaving a key one of their users held at the time."""
+    key they read now, or leaving a key one of their users held at the time.
+
+    `span` is how many changes the range holds. A short range (a device that synced
+    recently) is read by sequence number and filtered: left as a plain OR, the planners
+    (SQLite's above all) walk the key indexes instead, i.e. every change ever made under
+    the viewer's keys, ~10 ms for an empty pull of a rep with 1,000 accounts. The CASE
+    hides the OR from the index choice; a long range keeps the index-driven plan.
+    """
     if viewer.keys is None:
         return None
     parts = [col(Change.scope_key).in_(viewer.keys), col(Change.prev_scope_key).in_(viewer.keys)]
     if viewer.holders is not None:
         parts.append(col(Change.prev_holder_id).in_(viewer.holders))
+    if span <= SCAN_RANGE:
+        return sa.case((sa.or_(*parts), sa.true()), else_=sa.false())
     return sa.or_(*parts)
 
 
@@ -222,7 +235,7 @@ class _Page:
             .where(col(Change.seq) > pos.seq, col(Change.seq) <= head)
             .order_by(col(Change.seq)).limit(room)
         )
-        concerns = _concerns(self.viewer)
+        concerns = _concerns(self.viewer, head - pos.seq)
         if concerns is not None:
             stmt = stmt.where(concerns)
         if self.entities is not None:
