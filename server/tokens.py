@@ -26,10 +26,11 @@ ALGORITHM = "HS256"
 
 
 class TokenError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, user_id: uuid.UUID | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.user_id = user_id  # whose token it was, when known (for the audit log)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class TokenService:
         if row.used_at is not None:
             await self.revoke_family(session, row.family_id)
             return TokenError("TOKEN_REUSED", "this refresh token was already used; every "
-                              "session of this login was signed out")
+                              "session of this login was signed out", row.user_id)
         user = await session.get(User, row.user_id)
         if user is None or not user.active:
             return TokenError("INVALID_TOKEN", "the account is deactivated")

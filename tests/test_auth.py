@@ -157,5 +157,7 @@ async def test_security_events_land_in_the_audit_log(client: Any, world: World, 
         assert kind in kinds, kinds
     events = (await admin.ok(AUDIT))["auditEvents"]
     scope = next(e for e in events if e["kind"] == "scope_refused")
-    assert scope["userId"] == str(world.users["rep1"])
+    assert scope["userId"] == str(world.users["rep1"]) and scope["email"] == "rep1@example.com"
     assert scope["detail"]["ids"] == [str(world.accounts["rep3a"])]
+    reuse = next(e for e in events if e["kind"] == "token_reused")
+    assert reuse["userId"] == str(world.users["rep1"])  # whose stolen or replayed token it was

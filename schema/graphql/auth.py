@@ -88,6 +88,7 @@ class AuthMutation:
             result = await ctx.tokens.rotate(session, token)
             if getattr(result, "code", None) == "TOKEN_REUSED":
                 await audit.record(session, audit.TOKEN_REUSED, address=ctx.client_address,
+                                   user_id=getattr(result, "user_id", None),
                                    detail={"action": "refresh-token family revoked"})
         if hasattr(result, "code"):
             return AuthError(code=result.code, message=result.message)

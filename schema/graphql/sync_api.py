@@ -342,7 +342,7 @@ class SyncMutation:
                 refused = [r.id for r in out.results if r.error and r.error.code == "NOT_FOUND"]
                 if refused:
                     await audit.record(session, audit.SCOPE_REFUSED, user_id=ctx.me.user_id,
-                                       address=ctx.client_address,
+                                       email=ctx.me.email, address=ctx.client_address,
                                        detail={"clientId": req.client_id, "ids": refused[:50]})
         except SyncRequestError as e:
             raise _request_error(e) from None
