@@ -192,8 +192,12 @@ class _Page:
                 entity, after = entity + 1, None
                 continue
             t = spec.table
-            stmt = sa.select(t, self._in_scope(t.c.scope_key).label("_visible")) \
-                .order_by(t.c.id).limit(room)
+            # Backfill reads whole rows; eviction only needs to know which rows it may
+            # still show (rows that left the key but are visible again stay).
+            stmt = (sa.select(t) if pos.phase == "b" else
+                    sa.select(t.c.id, t.c.version,
+                              self._in_scope(t.c.scope_key).label("_visible"))
+                    ).order_by(t.c.id).limit(room)
             if pos.key == "*":
                 stmt = stmt.where(self._in_scope(t.c.scope_key), t.c.deleted.is_(False))
             elif pos.phase == "b":
@@ -211,9 +215,9 @@ class _Page:
             rows = list((await self.session.execute(stmt)).mappings())
             if pos.phase == "b":
                 kids = await self._children(spec, [r["id"] for r in rows])
-                self.out.extend(
-                    ChangeOut(spec.name, str(r["id"]), "UPSERT", r["version"],
-                              spec.dump(r, kids[r["id"]], self.viewer)) for r in rows)
+                for r in rows:
+                    data = spec.dump(r, kids[r["id"]], self.viewer)
+                    self.out.append(ChangeOut(spec.name, data["id"], "UPSERT", r["version"], data))
             else:
                 self.out.extend(ChangeOut(spec.name, str(r["id"]), "EVICT", r["version"], None)
                                 for r in rows if not r["_visible"])
