@@ -22,20 +22,25 @@ _Processor = Callable[[Any], Any] | None
 
 
 async def insert(session: AsyncSession, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT `rows` (all with the same keys) into `table` in the session's transaction."""
+    """INSERT `rows` into `table` in the session's transaction, one statement per set of
+    keys (rows that name different columns cannot share one)."""
     if not rows:
         return
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
     conn = await session.connection()
-    if conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-        await _copy(conn, table, rows)
-    else:
-        # Core, not `session.execute`: a mapped table would take the ORM's bulk path.
-        await conn.execute(sa.insert(table), list(rows))
+    for names, group in groups.items():
+        if conn.dialect.name == "postgresql" and len(group) >= COPY_MIN_ROWS:
+            await _copy(conn, table, names, group)
+        else:
+            # Core, not `session.execute`: a mapped table would take the ORM's bulk path.
+            await conn.execute(sa.insert(table), list(group))
 
 
-async def _copy(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    names = list(rows[0])
-    procs = _processors(conn.dialect, table, tuple(names))
+async def _copy(conn: AsyncConnection, table: sa.Table, names: tuple[str, ...],
+                rows: Sequence[Mapping[str, Any]]) -> None:
+    procs = _processors(conn.dialect, table, names)
     prep = conn.dialect.identifier_preparer
     quoted = ", ".join(prep.quote(n) for n in names)
     raw = await conn.get_raw_connection()
