@@ -87,6 +87,11 @@ class Services:
     pull: PullEngine
     notifier: Notifier
 
+    async def close(self) -> None:
+        """Stop the background work, then close the pool (the app's shutdown)."""
+        await self.notifier.stop()
+        await self.db.dispose()
+
 
 class FieldsyncGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
@@ -225,8 +230,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # (it cost ~100 ms in the middle of a large sync page).
         gc.freeze()
         yield
-        await services.notifier.stop()
-        await services.db.dispose()
+        await services.close()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -108,7 +108,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self._reader, expire_on_commit=False) as session:
+        async with _released(AsyncSession(self._reader, expire_on_commit=False)) as session:
             yield session
 
     @asynccontextmanager
@@ -116,9 +116,28 @@ class Database:
         """Never nest: a write unit of work must not open another one."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(self._write_slots)
-        async with self._gate, AsyncSession(self._writer, expire_on_commit=False) as session, \
-                session.begin():
+        async with self._gate, _released(AsyncSession(self._writer, expire_on_commit=False)) \
+                as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _released(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """The session, closed at the end; if closing fails, its connections are invalidated.
+
+    A statement cancelled half-way (graphql-core cancels a failed field's siblings, a
+    client goes away) can leave its connection mid-protocol, and then the rollback of
+    `close()` fails too. Invalidation still hands the pool its slot back (and closes the
+    socket), instead of leaking a checked-out connection to the garbage collector.
+    """
+    try:
+        yield session
+    finally:
+        try:
+            await session.close()
+        except BaseException:
+            await asyncio.shield(session.invalidate())
+            raise

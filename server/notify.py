@@ -23,6 +23,9 @@ log = logging.getLogger("fieldsync.notify")
 CHANNEL = "fieldsync_changes"
 
 
+NOTIFY_TASK = "fieldsync-notify"
+
+
 class Notifier:
     def __init__(self, db: Database, pg_dsn: str | None, poll_interval: float = 0.5) -> None:
         self.db = db
@@ -43,12 +46,19 @@ class Notifier:
                                                   name="fieldsync-listen"))
 
     async def stop(self) -> None:
+        await self.drain()  # other instances should still hear of the last commits
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    async def drain(self) -> None:
+        """Wait for the NOTIFYs in flight (each holds a pooled connection meanwhile)."""
+        pending = [t for t in self._tasks if t.get_name() == NOTIFY_TASK]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def committed(self) -> None:
         """Call after a local commit that wrote changes."""
@@ -57,7 +67,7 @@ class Notifier:
             # Coalesced: one NOTIFY in flight at a time; a missed one is caught by the
             # watchers' polling while they have subscribers.
             self._notify_pending = True
-            task = asyncio.create_task(self._notify_others())
+            task = asyncio.create_task(self._notify_others(), name=NOTIFY_TASK)
             self._tasks.append(task)
             task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 

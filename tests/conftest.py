@@ -92,7 +92,7 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings)
     yield application
-    await application.state.services.db.dispose()
+    await application.state.services.close()
 
 
 @pytest.fixture

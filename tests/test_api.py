@@ -131,7 +131,7 @@ async def test_readiness_fails_when_migrations_are_behind(settings, world: World
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.get("/readyz")
-    await app.state.services.db.dispose()
+    await app.state.services.close()
     assert r.status_code == 503 and r.json()["status"] == "migrations pending"
 
 

@@ -814,7 +814,7 @@ async def run_scenario(settings: Settings, template: Template,
             except Exception as e:
                 raise sim.fail(f"the scenario broke: {e!r}") from e
     finally:
-        await db.dispose()
+        await app.state.services.close()
 
 
 # -- the tests ----------------------------------------------------------------------------

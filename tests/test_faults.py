@@ -41,7 +41,7 @@ async def test_exhausted_pool_answers_unavailable_quickly(settings: Settings, wo
         ok = await c.post("/graphql", json={"query": "{ me { email } }"},
                           headers={"Authorization": f"Bearer {token}"})
         assert ok.json()["data"]["me"]["email"] == "rep1@example.com"
-    await db.dispose()
+    await app.state.services.close()
 
 
 async def test_concurrent_pushes_never_see_database_locked(client: httpx.AsyncClient, world: World,

@@ -88,6 +88,8 @@ class Target:
     #: Texts of foreign records (make_world names accounts "<rep> shop <n>").
     leaks: list[str]
     known_ids: list[str]
+    #: The app's services: every request gives its pooled connections back.
+    services: Any = None
     strategies: dict[str, st.SearchStrategy[str]] = field(default_factory=dict)
 
     def documents(self, kind: str) -> st.SearchStrategy[str]:
@@ -117,10 +119,13 @@ class Target:
         for rid in self.foreign_ids:
             assert rid not in text or rid in query, \
                 f"foreign id {rid} leaked for\n{query}\n{text[:2000]}"
+        await self.services.notifier.drain()  # a commit's NOTIFY borrows a connection
+        checked_out = getattr(self.services.db.engine.pool, "checkedout", lambda: 0)()
+        assert checked_out == 0, f"{checked_out} connection(s) not given back after\n{query}"
 
 
 async def make_target(client: httpx.AsyncClient, world: World, db: Database, as_user: Any,
-                      who: str) -> Target:
+                      who: str, services: Any) -> Target:
     """`who` is rep1 (rep2 and rep3 are foreign) or manager1 (rep3's team is foreign)."""
     own = await records_of(db, world, "rep1", "mine")
     foreign = await records_of(db, world, "rep3", LEAK)
@@ -132,17 +137,20 @@ async def make_target(client: httpx.AsyncClient, world: World, db: Database, as_
     api = await as_user(who)
     known = [str(i) for i in (*own, *world.accounts.values(), *foreign, *world.products.values(),
                               world.territory, *world.users.values())]
-    return Target(api.client, api.token, {str(i) for i in foreign}, leaks, sorted(set(known)))
+    return Target(api.client, api.token, {str(i) for i in foreign}, leaks, sorted(set(known)),
+                  services)
 
 
 @pytest.fixture
-async def rep(client: httpx.AsyncClient, world: World, db: Database, as_user: Any) -> Target:
-    return await make_target(client, world, db, as_user, "rep1")
+async def rep(client: httpx.AsyncClient, world: World, db: Database, as_user: Any,
+              app: Any) -> Target:
+    return await make_target(client, world, db, as_user, "rep1", app.state.services)
 
 
 @pytest.fixture
-async def manager(client: httpx.AsyncClient, world: World, db: Database, as_user: Any) -> Target:
-    return await make_target(client, world, db, as_user, "manager1")
+async def manager(client: httpx.AsyncClient, world: World, db: Database, as_user: Any,
+                  app: Any) -> Target:
+    return await make_target(client, world, db, as_user, "manager1", app.state.services)
 
 
 def scalars(known_ids: list[str]) -> dict[str, st.SearchStrategy[graphql.ValueNode]]:

@@ -57,7 +57,7 @@ async def test_introspection_needs_a_login_in_production(settings: Settings, wor
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         anon = (await c.post("/graphql", json={"query": "{ __schema { types { name } } }"})).json()
         assert anon["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    await app.state.services.db.dispose()
+    await app.state.services.close()
 
 
 async def test_unexpected_errors_are_masked_with_a_correlation_id(
@@ -94,6 +94,6 @@ async def test_cors_only_for_configured_origins(settings: Settings, world: World
                                                   "Access-Control-Request-Method": "POST"})
         bad = await c.options("/graphql", headers={"Origin": "https://evil.example.com",
                                                    "Access-Control-Request-Method": "POST"})
-    await app.state.services.db.dispose()
+    await app.state.services.close()
     assert ok.headers.get("access-control-allow-origin") == "https://app.example.com"
     assert "access-control-allow-origin" not in bad.headers

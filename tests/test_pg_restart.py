@@ -275,7 +275,7 @@ async def test_postgres_restart_under_load(cluster: Cluster) -> None:
                                         f"WHERE id = '{d.name}'")
                 assert last == [(max(d.acknowledged),)], d.name
     finally:
-        await app.state.services.db.dispose()
+        await app.state.services.close()
 
 
 async def fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
