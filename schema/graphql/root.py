@@ -14,6 +14,7 @@ from schema.dialects.rxdb import RxMutation, RxQuery, RxSubscription
 from schema.dialects.watermelon import WatermelonMutation, WatermelonQuery
 from schema.graphql import types as T
 from schema.graphql.auth import AuthMutation
+from schema.graphql.execution import FastLeafExecutionContext
 from schema.graphql.mutations import EntityMutation, LeadMutation
 from schema.graphql.queries import Query as EntityQuery
 from schema.graphql.scalars import SCALARS
@@ -35,4 +36,5 @@ def build_schema(
     return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                              types=NODE_CLASSES,
                              extensions=extensions or [],
-                             config=StrawberryConfig(scalar_map=SCALARS))
+                             config=StrawberryConfig(scalar_map=SCALARS),
+                             execution_context_class=FastLeafExecutionContext)
