@@ -287,9 +287,8 @@ class PushEngine:
                 return _reject(m, "INVALID_FIELD", f"'{spec.child.wire}' must be a list of "
                                "objects", spec.child.wire)
             children = raw
-        server_wire = {spec.codec.by_column[c].wire for c in spec.server_columns | SYSTEM_COLUMNS
-                       if c in spec.codec.by_column}
         # Echoed server-computed fields are ignored (clients often send whole documents).
+        server_wire = spec.server_wire
         sent = {k: v for k, v in fields.items()
                 if k not in server_wire and (spec.child is None or k != spec.child.wire)}
         try:

@@ -117,31 +117,46 @@ class EntitySpec:
     #: Foreign-key columns → the table they point to. A client may only point at rows
     #: (or users) in its own scope; the engine checks every one it is sent.
     refs: dict[str, str] = field(init=False)
+    #: Columns a client may set: all but the system and server-owned ones.
+    client_columns: frozenset[str] = field(init=False)
+    server_wire: frozenset[str] = field(init=False)
+    _fill: list[tuple[str, sa.Column[Any] | None, str | None]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.table = self.model.__table__
         self.codec = TableCodec(self.table, exclude=frozenset({"scope_key", "deleted"}))
         self.refs = {col.name: fk.column.table.name for col in self.table.columns
                      for fk in col.foreign_keys if col.name not in SYSTEM_COLUMNS}
-
-    @property
-    def client_columns(self) -> frozenset[str]:
-        return frozenset(c.name for c in self.table.columns) - SYSTEM_COLUMNS - self.server_columns
+        self.client_columns = (frozenset(c.name for c in self.table.columns)
+                               - SYSTEM_COLUMNS - self.server_columns)
+        #: Wire names of the fields a client may echo but never set.
+        self.server_wire = frozenset(
+            self.codec.by_column[c].wire for c in self.server_columns | SYSTEM_COLUMNS
+            if c in self.codec.by_column)
+        # What `with_defaults` does per missing column, decided once: it runs for every
+        # row a push creates.
+        self._fill: list[tuple[str, sa.Column[Any] | None, str | None]] = []
+        for col in self.table.columns:
+            if col.name in SYSTEM_COLUMNS:
+                continue
+            if col.default is not None:
+                self._fill.append((col.name, col, None))
+            elif col.nullable:
+                self._fill.append((col.name, None, None))
+            elif col.name not in self.server_columns:
+                wire = self.codec.by_column[col.name].wire if col.name in self.codec.by_column \
+                    else col.name
+                self._fill.append((col.name, None, wire))
 
     def with_defaults(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """`values` completed with column defaults; missing required columns raise."""
         out = dict(values)
-        for col in self.table.columns:
-            if col.name in out or col.name in SYSTEM_COLUMNS:
+        for name, default, required in self._fill:
+            if name in out:
                 continue
-            if col.default is not None:
-                out[col.name] = column_default(col)
-            elif col.nullable:
-                out[col.name] = None
-            elif col.name not in self.server_columns:
-                wire = self.codec.by_column[col.name].wire if col.name in self.codec.by_column \
-                    else col.name
-                raise Rejection("MISSING_FIELD", f"'{wire}' is required", wire)
+            if required is not None:
+                raise Rejection("MISSING_FIELD", f"'{required}' is required", required)
+            out[name] = None if default is None else column_default(default)
         return out
 
     def dump(self, row: Mapping[str, Any] | sa.RowMapping,

@@ -263,10 +263,15 @@ async def _holders(session: AsyncSession, keys: set[Any]) -> dict[uuid.UUID, uui
 
 def _child_row(table: sa.Table, values: Mapping[str, Any], parent: str,
                parent_id: uuid.UUID) -> dict[str, Any]:
-    row = {col.name: values[col.name] if col.name in values else column_default(col)
-           for col in table.columns}
+    row = {name: values[name] if name in values else column_default(col)
+           for name, col in _columns(table)}
     row[parent] = parent_id
     return row
+
+
+@functools.cache
+def _columns(table: sa.Table) -> tuple[tuple[str, sa.Column[Any]], ...]:
+    return tuple((col.name, col) for col in table.columns)
 
 
 def _json_prev(w: RowWrite) -> dict[str, Any] | None:

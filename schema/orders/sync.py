@@ -40,7 +40,8 @@ LINE_INPUT = frozenset({"id", "product_id", "quantity", "discount_bp"})
 class OrderCtx:
     accounts: dict[uuid.UUID, sa.RowMapping] = field(default_factory=dict)
     products: dict[uuid.UUID, ProductFacts] = field(default_factory=dict)
-    prices: list[PriceFacts] = field(default_factory=list)
+    #: Price-list entries per product (a line only ever looks at its product's).
+    prices: dict[uuid.UUID, list[PriceFacts]] = field(default_factory=dict)
     exposure: dict[uuid.UUID, int] = field(default_factory=dict)
     max_discount_bp: int = 0
 
@@ -134,7 +135,8 @@ class OrderHooks(Hooks):
                 col(PriceEntry.product_id).in_(product_ids), col(PriceEntry.deleted).is_(False),
                 sa.or_(col(PriceEntry.account_id).is_(None),
                        col(PriceEntry.account_id).in_(account_ids)))
-            ctx.prices = [PriceFacts(*e) for e in await session.execute(entries)]
+            for e in await session.execute(entries):
+                ctx.prices.setdefault(e.product_id, []).append(PriceFacts(*e))
         return ctx
 
     def observe(self, ctx: OrderCtx, entity: str, row: Mapping[str, Any]) -> None:
@@ -192,7 +194,8 @@ class OrderHooks(Hooks):
             if product is None:
                 raise Rejection("NOT_FOUND", f"lines[{i}]: unknown product",
                                 f"lines[{i}].productId")
-            price, list_disc = unit_price(product, row["account_id"], row["order_date"], ctx.prices)
+            price, list_disc = unit_price(product, row["account_id"], row["order_date"],
+                                          ctx.prices.get(product.id, []))
             manual = int(line.get("discount_bp") or 0)
             disc = max(list_disc, manual)
             if manual > max(list_disc, ctx.max_discount_bp) and not _is_admin(viewer):
