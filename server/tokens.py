@@ -9,6 +9,8 @@ used one again revokes its whole family (the login it came from).
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +53,7 @@ class TokenService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._keys = settings.verification_keys
+        self._verified = functools.lru_cache(maxsize=4096)(self._verify_access)
 
     def _encode(self, user_id: uuid.UUID, typ: str, ttl: timedelta, jti: uuid.UUID,
                 extra: dict[str, str] | None = None) -> str:
@@ -86,10 +89,19 @@ class TokenService:
         return claims
 
     def verify_access(self, token: str) -> AccessClaims:
+        claims, expires = self._verified(token)
+        if time.time() >= expires:  # a cached verdict still expires on time
+            raise TokenError("TOKEN_EXPIRED", "the token has expired")
+        return claims
+
+    def _verify_access(self, token: str) -> tuple[AccessClaims, int]:
+        """Decode and check a token. Memoised per token string (only successes are, as
+        `lru_cache` keeps no exceptions): a device sends the same token with every
+        request, and pyjwt's parsing cost more than the rest of an empty pull's auth."""
         claims = self._decode(token, "access")
         try:
             return AccessClaims(uuid.UUID(str(claims["sub"])), str(claims["jti"]),
-                                int(claims["iat"]))  # type: ignore[call-overload]
+                                int(claims["iat"])), int(claims["exp"])  # type: ignore[call-overload]
         except (ValueError, TypeError):
             raise TokenError("INVALID_TOKEN", "the token is not valid") from None
 

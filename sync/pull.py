@@ -52,15 +52,10 @@ class PullEngine:
         write lock); the caller then calls `record()` in a write transaction when the
         result says `needs_record`.
         """
-        if record:
-            client: Client | None = await claim_client(session, client_id, viewer.user_id,
-                                                       lock=False)
-        else:
-            client = await find_client(session, client_id, viewer.user_id)
+        client: Any = (await claim_client(session, client_id, viewer.user_id, lock=False)
+                       if record else await find_client(session, client_id, viewer.user_id))
         size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
-        head, horizon = (await session.execute(
-            sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq))
-            .where(col(LogHead.id) == 1))).one()
+        head, horizon = (await session.execute(_HEAD)).one()
         reset = False
         if cursor:
             pos = self.cursors.decode(cursor, client_id)
@@ -133,10 +128,17 @@ def _concerns(viewer: Viewer, span: int) -> Any:
 TOUCH_EVERY = timedelta(minutes=1)
 
 
-async def find_client(session: AsyncSession, client_id: str, user_id: uuid.UUID) -> Client | None:
-    """The device record, read only; another user's client id is refused."""
-    client = (await session.execute(
-        sa.select(Client).where(col(Client.id) == client_id))).scalar_one_or_none()
+_HEAD = sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq)).where(col(LogHead.id) == 1)
+#: What a pull needs of the device record: a Core row, not an ORM entity (every poll).
+_FIND_CLIENT = sa.select(col(Client.id), col(Client.user_id), col(Client.last_pull_seq),
+                         col(Client.last_pull_at), col(Client.last_mutation_id)
+                         ).where(col(Client.id) == sa.bindparam("client_id"))
+
+
+async def find_client(session: AsyncSession, client_id: str, user_id: uuid.UUID) -> Any:
+    """The device record (id, user_id, last_pull_seq, last_pull_at, last_mutation_id),
+    read only, or None; another user's client id is refused."""
+    client = (await session.execute(_FIND_CLIENT, {"client_id": client_id})).one_or_none()
     if client is not None and client.user_id != user_id:
         raise SyncRequestError("CLIENT_NOT_YOURS", "this clientId belongs to another user; "
                                "mint a new clientId for this device and user")

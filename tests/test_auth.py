@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 import warnings
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 
 from schema.identity.tables import User
 from server.settings import DEV_SECRET, Settings
-from server.tokens import TokenService
+from server.tokens import TokenError, TokenService
 from tests.conftest import LOGIN, World, login
 
 REFRESH = """mutation($t: String!) { refreshToken(token: $t) { __typename
@@ -161,3 +163,16 @@ async def test_security_events_land_in_the_audit_log(client: Any, world: World, 
     assert scope["detail"]["ids"] == [str(world.accounts["rep3a"])]
     reuse = next(e for e in events if e["kind"] == "token_reused")
     assert reuse["userId"] == str(world.users["rep1"])  # whose stolen or replayed token it was
+
+
+def test_a_verified_token_still_expires_on_time(settings: Settings) -> None:
+    # Verification is memoised per token string; expiry must not be.
+    service = TokenService(settings)
+    user = uuid.uuid4()
+    token = service._encode(user, "access", timedelta(seconds=2), uuid.uuid4())
+    assert service.verify_access(token).user_id == user
+    assert service.verify_access(token).user_id == user  # from the memo
+    time.sleep(2.1)
+    with pytest.raises(TokenError) as caught:
+        service.verify_access(token)
+    assert caught.value.code == "TOKEN_EXPIRED"

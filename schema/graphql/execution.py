@@ -19,10 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
+    GraphQLEnumType,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
-    is_leaf_type,
+    GraphQLScalarType,
 )
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -90,8 +91,8 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return None
             t = field_def.type
             nullable = not isinstance(t, GraphQLNonNull)
-            inner = t if nullable else t.of_type
-            if is_leaf_type(inner):
+            inner = t.of_type if isinstance(t, GraphQLNonNull) else t
+            if isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
                 plan.append((name, resolve, inner, nullable))
             elif nullable:
                 plan.append((name, resolve, None, True))  # fast only while it is null
