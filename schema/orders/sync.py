@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,6 +45,10 @@ class OrderCtx:
     prices: dict[uuid.UUID, list[PriceFacts]] = field(default_factory=dict)
     exposure: dict[uuid.UUID, int] = field(default_factory=dict)
     max_discount_bp: int = 0
+    #: (product, account, day) → (unit price, list discount): a batch's orders mostly
+    #: share their accounts, products and day.
+    quotes: dict[tuple[uuid.UUID, uuid.UUID, date], tuple[int, int]] = field(
+        default_factory=dict)
 
 
 def _parse_lines(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -194,8 +199,12 @@ class OrderHooks(Hooks):
             if product is None:
                 raise Rejection("NOT_FOUND", f"lines[{i}]: unknown product",
                                 f"lines[{i}].productId")
-            price, list_disc = unit_price(product, row["account_id"], row["order_date"],
-                                          ctx.prices.get(product.id, []))
+            quote_key = (product.id, row["account_id"], row["order_date"])
+            quote = ctx.quotes.get(quote_key)
+            if quote is None:
+                quote = ctx.quotes[quote_key] = unit_price(
+                    product, row["account_id"], row["order_date"], ctx.prices.get(product.id, []))
+            price, list_disc = quote
             manual = int(line.get("discount_bp") or 0)
             disc = max(list_disc, manual)
             if manual > max(list_disc, ctx.max_discount_bp) and not _is_admin(viewer):
