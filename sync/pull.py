@@ -12,6 +12,7 @@ cursor never skips a change that commits late.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,10 +53,13 @@ class PullEngine:
         write lock); the caller then calls `record()` in a write transaction when the
         result says `needs_record`.
         """
-        client: Any = (await claim_client(session, client_id, viewer.user_id, lock=False)
-                       if record else await find_client(session, client_id, viewer.user_id))
+        client: Any
+        if record:
+            client = await claim_client(session, client_id, viewer.user_id, lock=False)
+            head, horizon = (await session.execute(_HEAD)).one()
+        else:
+            head, horizon, client = await _head_and_client(session, client_id, viewer.user_id)
         size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
-        head, horizon = (await session.execute(_HEAD)).one()
         reset = False
         if cursor:
             pos = self.cursors.decode(cursor, client_id)
@@ -105,10 +109,16 @@ SCAN_RANGE = 20_000
 
 
 def _concerns(viewer: Viewer, span: int) -> Any:
+    return _concerns_plan(viewer, span <= SCAN_RANGE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _concerns_plan(viewer: Viewer, short: bool) -> Any:
     """Change-log rows that may matter to the viewer: in a key they read now, leaving a
     key they read now, or leaving a key one of their users held at the time.
 
-    `span` is how many changes the range holds. A short range (a device that synced
+    `span` is how many changes the range holds (the clause is memoised per viewer and
+    plan, since viewers are too). A short range (a device that synced
     recently) is read by sequence number and filtered: left as a plain OR, the planners
     (SQLite's above all) walk the key indexes instead, i.e. every change ever made under
     the viewer's keys, ~10 ms for an empty pull of a rep with 1,000 accounts. The CASE
@@ -119,7 +129,7 @@ def _concerns(viewer: Viewer, span: int) -> Any:
     parts = [col(Change.scope_key).in_(viewer.keys), col(Change.prev_scope_key).in_(viewer.keys)]
     if viewer.holders is not None:
         parts.append(col(Change.prev_holder_id).in_(viewer.holders))
-    if span <= SCAN_RANGE:
+    if short:
         return sa.case((sa.or_(*parts), sa.true()), else_=sa.false())
     return sa.or_(*parts)
 
@@ -129,20 +139,29 @@ TOUCH_EVERY = timedelta(minutes=1)
 
 
 _HEAD = sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq)).where(col(LogHead.id) == 1)
-#: What a pull needs of the device record: a Core row, not an ORM entity (every poll).
-_FIND_CLIENT = sa.select(col(Client.id), col(Client.user_id), col(Client.last_pull_seq),
-                         col(Client.last_pull_at), col(Client.last_mutation_id)
-                         ).where(col(Client.id) == sa.bindparam("client_id"))
+#: The log head and what a pull needs of the device record, in one statement built
+#: once (every poll runs it): Core columns, not an ORM entity.
+_HEAD_AND_CLIENT = (
+    sa.select(col(LogHead.last_seq), col(LogHead.horizon_seq), col(Client.id),
+              col(Client.user_id), col(Client.last_pull_seq), col(Client.last_pull_at),
+              col(Client.last_mutation_id))
+    .select_from(LogHead)
+    .outerjoin(Client, col(Client.id) == sa.bindparam("client_id"))
+    .where(col(LogHead.id) == 1)
+)
 
 
-async def find_client(session: AsyncSession, client_id: str, user_id: uuid.UUID) -> Any:
-    """The device record (id, user_id, last_pull_seq, last_pull_at, last_mutation_id),
-    read only, or None; another user's client id is refused."""
-    client = (await session.execute(_FIND_CLIENT, {"client_id": client_id})).one_or_none()
+async def _head_and_client(session: AsyncSession, client_id: str,
+                           user_id: uuid.UUID) -> tuple[int, int, Any]:
+    """(last seq, horizon, device record or None), read only; another user's client id
+    is refused. The record has id, user_id, last_pull_seq, last_pull_at and
+    last_mutation_id."""
+    row = (await session.execute(_HEAD_AND_CLIENT, {"client_id": client_id})).one()
+    client = row if row.id is not None else None
     if client is not None and client.user_id != user_id:
         raise SyncRequestError("CLIENT_NOT_YOURS", "this clientId belongs to another user; "
                                "mint a new clientId for this device and user")
-    return client
+    return int(row.last_seq), int(row.horizon_seq), client
 
 
 async def _touch(session: AsyncSession, client_id: str, seq: int) -> None:
