@@ -134,6 +134,21 @@ def _concerns_plan(viewer: Viewer, short: bool) -> Any:
     return sa.or_(*parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def _log_page(viewer: Viewer, short: bool) -> Any:
+    """The change-log page query of a viewer (built once: every poll runs it), with the
+    parameters `after`, `head` and `room`."""
+    seq = col(Change.seq)
+    stmt = (
+        sa.select(seq, col(Change.entity), col(Change.row_id), col(Change.op),
+                  col(Change.scope_key), col(Change.prev_scope_key))
+        .where(seq > sa.bindparam("after"), seq <= sa.bindparam("head"))
+        .order_by(seq).limit(sa.bindparam("room", type_=sa.Integer))
+    )
+    concerns = _concerns_plan(viewer, short)
+    return stmt if concerns is None else stmt.where(concerns)
+
+
 #: A device's "last pull" is refreshed at least this often even when nothing moved.
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -254,19 +269,12 @@ class _Page:
     # -- the change log ---------------------------------------------------------------------
 
     async def incremental(self, pos: Position, head: int, room: int) -> tuple[Position, bool]:
-        stmt = (
-            sa.select(col(Change.seq), col(Change.entity), col(Change.row_id), col(Change.op),
-                      col(Change.scope_key), col(Change.prev_scope_key))
-            .where(col(Change.seq) > pos.seq, col(Change.seq) <= head)
-            .order_by(col(Change.seq)).limit(room)
-        )
-        concerns = _concerns(self.viewer, head - pos.seq)
-        if concerns is not None:
-            stmt = stmt.where(concerns)
+        stmt = _log_page(self.viewer, head - pos.seq <= SCAN_RANGE)
         if self.entities is not None:
             stmt = stmt.where(sa.or_(col(Change.entity).in_(self.entities),
                                      col(Change.op) == "move"))
-        rows = list((await self.session.execute(stmt)).all())
+        rows = list((await self.session.execute(
+            stmt, {"after": pos.seq, "head": head, "room": room})).all())
         if not rows:
             return Position(seq=head), False
         batch: list[Any] = []
