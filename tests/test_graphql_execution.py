@@ -7,12 +7,14 @@ from typing import Any, NewType
 
 import pytest
 import strawberry
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
 from schema.graphql.execution import FastLeafExecutionContext
 from schema.graphql.root import build_schema
+from schema.limits import GraphQLLimits, extensions
 
 
 @strawberry.enum
@@ -121,3 +123,9 @@ def test_broken_values_still_report_errors_at_their_path() -> None:
 def test_the_app_schema_uses_the_fast_path() -> None:
     schema = build_schema()
     assert schema.execution_context_class is FastLeafExecutionContext
+    # An extension with a `resolve` hook becomes field middleware, which turns the fast
+    # path off for every field: none of the app's extensions may have one.
+    for production in (False, True):
+        for make in extensions(GraphQLLimits(production=production)):
+            ext = make()
+            assert type(ext).resolve is SchemaExtension.resolve, type(ext).__name__
