@@ -109,21 +109,21 @@ SCAN_RANGE = 20_000
 
 
 def _concerns(viewer: Viewer, span: int) -> Any:
-    return _concerns_plan(viewer, span <= SCAN_RANGE)
-
-
-@functools.lru_cache(maxsize=4096)
-def _concerns_plan(viewer: Viewer, short: bool) -> Any:
     """Change-log rows that may matter to the viewer: in a key they read now, leaving a
     key they read now, or leaving a key one of their users held at the time.
 
-    `span` is how many changes the range holds (the clause is memoised per viewer and
-    plan, since viewers are too). A short range (a device that synced
+    `span` is how many changes the range holds. A short range (a device that synced
     recently) is read by sequence number and filtered: left as a plain OR, the planners
     (SQLite's above all) walk the key indexes instead, i.e. every change ever made under
     the viewer's keys, ~10 ms for an empty pull of a rep with 1,000 accounts. The CASE
     hides the OR from the index choice; a long range keeps the index-driven plan.
     """
+    return _concerns_plan(viewer, span <= SCAN_RANGE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _concerns_plan(viewer: Viewer, short: bool) -> Any:
+    """`_concerns`, built once per viewer and plan (viewers are memoised too)."""
     if viewer.keys is None:
         return None
     parts = [col(Change.scope_key).in_(viewer.keys), col(Change.prev_scope_key).in_(viewer.keys)]

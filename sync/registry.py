@@ -119,6 +119,7 @@ class EntitySpec:
     refs: dict[str, str] = field(init=False)
     #: Columns a client may set: all but the system and server-owned ones.
     client_columns: frozenset[str] = field(init=False)
+    #: Wire names of the fields a client may echo but never set.
     server_wire: frozenset[str] = field(init=False)
     _fill: list[tuple[str, sa.Column[Any] | None, str | None]] = field(init=False, repr=False)
 
@@ -129,13 +130,12 @@ class EntitySpec:
                      for fk in col.foreign_keys if col.name not in SYSTEM_COLUMNS}
         self.client_columns = (frozenset(c.name for c in self.table.columns)
                                - SYSTEM_COLUMNS - self.server_columns)
-        #: Wire names of the fields a client may echo but never set.
         self.server_wire = frozenset(
             self.codec.by_column[c].wire for c in self.server_columns | SYSTEM_COLUMNS
             if c in self.codec.by_column)
         # What `with_defaults` does per missing column, decided once: it runs for every
         # row a push creates.
-        self._fill: list[tuple[str, sa.Column[Any] | None, str | None]] = []
+        self._fill = []
         for col in self.table.columns:
             if col.name in SYSTEM_COLUMNS:
                 continue
