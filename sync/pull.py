@@ -152,14 +152,27 @@ def _log_page(viewer: Viewer, short: bool) -> Any:
 
 @functools.cache
 def _columns(table: sa.Table, dialect: str) -> tuple[Any, ...]:
-    """A table's columns as a pull reads them to send them. On PostgreSQL ids come as
-    text: the server's canonical form is the wire form, so no UUID object is built,
-    hashed and formatted back for every id of every row sent (a tenth of a page's CPU).
-    Code that needs an id as a UUID selects it again, labelled `_id`."""
-    if dialect != "postgresql":
-        return tuple(table.columns)
-    return tuple(sa.cast(c, sa.Text).label(c.name) if isinstance(c.type, sa.Uuid) else c
+    """A table's columns as a pull reads them to send them: ids come as their wire text,
+    so no UUID object is built, hashed and formatted back for every id of every row sent
+    (a tenth of a page's CPU). Code that needs an id as a UUID selects it again,
+    labelled `_id`."""
+    return tuple(_id_text(c, dialect).label(c.name) if isinstance(c.type, sa.Uuid) else c
                  for c in table.columns)
+
+
+def _id_text(column: Any, dialect: str) -> Any:
+    """A UUID column as canonical text (8-4-4-4-12 lower-case hex, like `str(uuid)`)."""
+    if dialect == "postgresql":
+        return sa.cast(column, sa.Text)
+    # SQLAlchemy stores UUIDs as 32 hex digits elsewhere (SQLite): add the dashes. The
+    # constants are literals, so the statement carries no extra parameters.
+    def part(start: int, length: int) -> Any:
+        return sa.func.substr(column, sa.literal_column(str(start)),
+                              sa.literal_column(str(length)), type_=sa.String)
+
+    dash = sa.literal_column("'-'", sa.String)
+    return (part(1, 8) + dash + part(9, 4) + dash + part(13, 4) + dash + part(17, 4) + dash
+            + part(21, 12))
 
 
 #: A device's "last pull" is refreshed at least this often even when nothing moved.
