@@ -36,18 +36,19 @@ _TYPENAME = "__typename"
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Keyed by the identity of graphql-core's memoised grouped field set, which it
-        # keeps alive for the whole execution (so the id cannot be reused).
-        self._plans: dict[int, list[_Step] | None] = {}
+        # Keyed by the identity of a grouped field set, which is kept alive with its
+        # plan so that its id cannot be reused by another one during this execution.
+        self._plans: dict[int, tuple[Any, list[_Step] | None]] = {}
 
     def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any,
                        path: Path | None, grouped_field_set: Any,
                        position_context: Any) -> Any:
-        key = id(grouped_field_set)
-        if key in self._plans:
-            plan = self._plans[key]
+        known = self._plans.get(id(grouped_field_set))
+        if known is not None and known[0] is grouped_field_set:
+            plan = known[1]
         else:
-            plan = self._plans[key] = self._plan(parent_type, grouped_field_set)
+            plan = self._plan(parent_type, grouped_field_set)
+            self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
         if plan is None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set,
                                           position_context)
