@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from typing import Any, NewType
 
 import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
@@ -54,6 +56,17 @@ class Item:
         return self.required.upper() + suffix
 
 
+@strawberry.type
+class Later:
+    """A plain field whose value is awaitable: graphql-core awaits it."""
+
+    value: JSON
+
+
+async def _seven() -> int:
+    return 7
+
+
 def _items() -> list[Item]:
     return [
         Item(id=strawberry.ID("a"), op=Op.UPSERT, version=1, note=None, required="x", even=2,
@@ -84,6 +97,10 @@ class Query:
     def strict(self, info: Info) -> list[Item]:
         return _broken()
 
+    @strawberry.field
+    def later(self) -> Later:
+        return Later(value=_seven())
+
 
 QUERIES = [
     "{ items { id op version note required even } }",
@@ -95,13 +112,14 @@ QUERIES = [
     "{ broken { id even } }",
     "{ strict { id required } }",
     "{ items { id error { code } } broken { version } }",
+    "{ later { value } }",
 ]
 
 
 def _run(ctx: type, query: str) -> dict[str, Any]:
     schema = strawberry.Schema(query=Query, execution_context_class=ctx,
                                config=StrawberryConfig(scalar_map=EVEN))
-    result = schema.execute_sync(query, variable_values={"s": True})
+    result = asyncio.run(schema.execute(query, variable_values={"s": True}))
     return {"data": result.data,
             "errors": sorted((e.message, tuple(e.path or ())) for e in result.errors or ())}
 

@@ -53,7 +53,7 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(parent_type, source_value, path, grouped_field_set,
                                           position_context)
         out: dict[str, Any] = {}
-        complete = self.complete_leaf_value
+        complete, is_awaitable = self.complete_leaf_value, self.is_awaitable
         try:
             for name, resolve, leaf, nullable in plan:
                 if resolve is _typename:
@@ -64,8 +64,8 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if not nullable:
                         raise _Slow
                     out[name] = None
-                elif leaf is None:
-                    raise _Slow  # a nested object: graphql-core completes it
+                elif leaf is None or is_awaitable(value):
+                    raise _Slow  # a nested object or an awaitable: graphql-core's job
                 else:
                     out[name] = complete(leaf, value)
         except Exception:
