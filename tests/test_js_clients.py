@@ -283,7 +283,9 @@ def test_rxdb_never_receives_another_reps_records(rxdb: Run, stage: Stage) -> No
 
 
 def test_rxdb_replicates_without_errors(rxdb: Run) -> None:
-    rxdb.scenario("no_replication_errors")
+    # The scenario fails on any error$ emission; it must also have replicated at all.
+    facts = rxdb.scenario("no_replication_errors")
+    assert sum(facts["requests"]["tablet1"].values()) > 0, facts
 
 
 # -- WatermelonDB: rep2's phone and tablet ------------------------------------------------------
@@ -357,7 +359,12 @@ def test_watermelon_migration_sync_backfills(watermelon: Run) -> None:
 
 
 def test_watermelon_syncs_without_logged_errors(watermelon: Run) -> None:
-    watermelon.scenario("no_sync_errors_logged")
+    # The scenario fails on any error WatermelonDB logged; both devices must have pulled,
+    # and the phone (the one that edits) pushed.
+    facts = watermelon.scenario("no_sync_errors_logged")
+    requests = facts["requests"]
+    assert requests["phone"]["pull"] > 0 and requests["tablet"]["pull"] > 0, facts
+    assert requests["phone"]["push"] > 0, facts
 
 
 # -- the documentation's runnable examples --------------------------------------------------------
