@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -36,6 +35,7 @@ from schema.graphql.root import build_schema
 from schema.limits import GraphQLLimits, is_unavailable
 from schema.limits import extensions as graphql_extensions
 from schema.registry import registry
+from server import jsontext
 from server.auth import authenticate
 from server.db import Database, async_url, create_engine
 from server.explorer import explorer_html, static_routes
@@ -122,7 +122,7 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
         # A sync page is up to ~1 MB of JSON: json.dumps took a tenth of its CPU. Text,
         # not bytes: strawberry sends bytes over a WebSocket as binary frames, which
         # graphql-ws clients refuse.
-        return orjson.dumps(data).decode()
+        return jsontext.dumps(data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(explorer_html(DEFAULT_QUERY))

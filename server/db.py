@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
+from server import jsontext
 from server.settings import Settings
 
 
@@ -56,17 +56,11 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
-def _json_text(value: object) -> str:
-    """JSON columns (change log, mutation results, conflicts) as orjson writes them: a
-    push stores one result document per mutation, and json.dumps was a few per cent of
-    its CPU."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def create_engine(settings: Settings) -> AsyncEngine:
     url = async_url(settings.database_url)
-    json_options: dict[str, Any] = {"json_serializer": _json_text,
-                                    "json_deserializer": orjson.loads}
+    # A push stores one result document per mutation: json.dumps was a few per cent of
+    # its CPU.
+    json_options: dict[str, Any] = {"json_serializer": jsontext.dumps}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_pre_ping=False, **json_options)
         _configure_sqlite(engine.sync_engine, settings.sqlite_busy_timeout_ms)

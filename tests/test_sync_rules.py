@@ -444,3 +444,19 @@ async def test_incremental_pull_sees_exactly_its_changes_by_either_plan(
     seen = {c["id"] for c in await rep1.pull()}
     assert mine in seen and theirs not in seen
     assert await rep1.pull() == []
+
+
+async def test_a_mutation_with_a_huge_integer_is_rejected_and_kept_not_wedged(
+        as_user: Any, world: World) -> None:
+    # The refused fields are stored with the result; a 70-bit integer (which orjson cannot
+    # write) must not fail the push, or the device would resend the batch for ever.
+    rep = Device(await as_user("rep1"), "huge-int")
+    bad = rep.m("account", "UPDATE", str(world.accounts["rep1a"]),
+                {"name": "x", "extra": 2**70, "deep": [[[[1]]]]}, base=1)
+    first = await rep.push_ok(bad)
+    assert first[0]["status"] == "REJECTED" and first[0]["error"]["field"] == "extra"
+    again = await rep.push_ok(bad)  # the answer was lost: the replay is the stored result
+    assert again == first
+    assert (await rep.push_ok(rep.m("account", "UPDATE", str(world.accounts["rep1a"]),
+                                    {"name": "fine"}, base=1)))[0]["status"] in (
+        "APPLIED", "MERGED")
