@@ -4,11 +4,13 @@ A push stores a few hundred rows per batch (orders, their lines, change-log rows
 mutation results). Through the ORM's bulk path or plain `executemany` each row costs
 tens of microseconds of Python in SQLAlchemy and psycopg; psycopg's COPY writes rows in
 C. Values go through each column type's own bind processor first (UTC timestamps, enum
-names, JSON text), so COPY stores exactly what an INSERT would.
+names, JSON text), so COPY stores exactly what an INSERT would. It applies no
+Python-side column defaults: rows must give every column that has one.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,24 +48,24 @@ async def _copy(conn: AsyncConnection, table: sa.Table, names: tuple[str, ...],
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    convert = [(i, p) for i, p in enumerate(procs) if p is not None]
+    # A JSON column stores None as JSON null (unless `none_as_null`), as INSERT does:
+    # its processor sees None too. Other processors keep None as SQL NULL.
+    convert = [(i, p, _json_null(table.c[names[i]])) for i, p in enumerate(procs)
+               if p is not None]
     sql = f"COPY {prep.format_table(table)} ({quoted}) FROM STDIN"
     async with driver.cursor() as cur, cur.copy(sql) as copy:
         for row in rows:
             values = [row[n] for n in names]
-            for i, p in convert:
-                if values[i] is not None:
+            for i, p, none_too in convert:
+                if values[i] is not None or none_too:
                     values[i] = p(values[i])
             await copy.write_row(values)
 
 
-_cache: dict[tuple[str, sa.Table, tuple[str, ...]], list[_Processor]] = {}
+def _json_null(column: sa.Column[Any]) -> bool:
+    return isinstance(column.type, sa.JSON) and not column.type.none_as_null
 
 
+@functools.cache
 def _processors(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> list[_Processor]:
-    key = (dialect.name, table, names)
-    procs = _cache.get(key)
-    if procs is None:
-        procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-        _cache[key] = procs
-    return procs
+    return [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
