@@ -103,9 +103,13 @@ def day_bucket(day: date) -> int:
     return day.year * 10000 + day.month * 100 + day.day
 
 
+#: Buckets above this are days (yyyymmdd); the others are months (yyyymm).
+LAST_MONTH_BUCKET = 999_999
+
+
 def bucket_month(bucket: Any) -> Any:
     """SQL: the month (yyyymm) of a bucket (yyyymm or yyyymmdd)."""
-    return sa.case((bucket > 999999, bucket // 100), else_=bucket)
+    return sa.case((bucket > LAST_MONTH_BUCKET, bucket // 100), else_=bucket)
 
 
 def days_from_for(today: date) -> date:
@@ -118,7 +122,6 @@ def days_from_for(today: date) -> date:
 class RollupState:
     """What the rollups hold and which of their buckets are still current."""
 
-    seq: int = 0
     #: The first and last day with a sale when the rollups were computed.
     first_day: date | None = None
     last_day: date | None = None
@@ -145,7 +148,8 @@ class RollupState:
         covered: list[Period] = []
         key, last = month_bucket(period.start), month_bucket(period.end)
         while key <= last:
-            start, end = month_start(key), month_start(add_months(key, 1)) - timedelta(days=1)
+            month = _month_period(key)
+            start, end = month.start, month.end
             head = period.start <= start or (self.first_day is not None
                                              and period.start <= self.first_day)
             tail = period.end >= end or (self.last_day is not None
@@ -197,8 +201,8 @@ async def _read_state(session: AsyncSession) -> RollupState:
         return RollupState()
     horizon = (await session.execute(sa.select(col(LogHead.horizon_seq)))).scalar()
     if horizon is not None and horizon > row.seq:
-        return RollupState(row.seq)
-    return RollupState(row.seq, row.first_day, row.last_day, row.days_from,
+        return RollupState()
+    return RollupState(row.first_day, row.last_day, row.days_from,
                        frozenset(await _changed_days(session, row.seq)),
                        not await _category_changed(session, row.seq), usable=True)
 
@@ -343,15 +347,14 @@ async def refresh_rollups(session: AsyncSession, today: date | None = None,
         # Day buckets of a month that left the recent days are dropped a month later: a
         # query that read the rollup state just before this commit may still use them.
         drop_before = day_bucket(days_from_for(days_from))
+        stale = sorted(months) + sorted(day_bucket(d) for d in changed)
         for cube in CUBES:
+            # Old day buckets, and the changed months and days (days before the recent
+            # ones are only deleted), in one statement per cube.
             bucket = table_of(cube).c.bucket
-            await session.execute(sa.delete(cube).where(bucket > 9999999,
-                                                        bucket < drop_before))
-            if months:
-                await session.execute(sa.delete(cube).where(bucket.in_(sorted(months))))
-            if changed:  # days before the recent ones are only deleted
-                await session.execute(sa.delete(cube).where(
-                    bucket.in_(sorted(day_bucket(d) for d in changed))))
+            await session.execute(sa.delete(cube).where(sa.or_(
+                sa.and_(bucket > LAST_MONTH_BUCKET, bucket < drop_before),
+                bucket.in_(stale))))
     if months:
         await _fill(session, _merged(_month_period(m) for m in months), by_day=False)
     if days:
@@ -373,11 +376,9 @@ def company_wide(scope: Scope | Principal | None) -> bool:
     return scope is None or scope.principal.is_admin
 
 
-def scoped_accounts(column: Any, scope: Scope | None) -> sa.ColumnElement[bool]:
+def scoped_accounts(column: Any, scope: Scope) -> sa.ColumnElement[bool]:
     """The scope rule on a rollup's `account_id` (an order's scope key is its account):
-    the same keys `Scope.read` tests on the orders. None: the whole company (models)."""
-    if scope is None:
-        return sa.true()
+    the same keys `Scope.read` tests on the orders."""
     if scope.keys is not None:
         return sa.and_(column.in_(scope.keys))
     keys = visible_keys(scope.principal)
