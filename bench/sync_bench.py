@@ -69,6 +69,8 @@ class Round:
     cpu_s: dict[str, float] = field(default_factory=dict)
     #: CPU seconds of the PostgreSQL backends serving the benchmark database, per phase.
     db_cpu_s: dict[str, float] = field(default_factory=dict)
+    #: The benchmark's own CPU: it shares the cores with the server.
+    client_cpu_s: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
 
@@ -118,9 +120,12 @@ async def _over_http(args: argparse.Namespace, rnd: Round, server: ServerProcess
     rnd.login = await dev.login_all(server.url, [*world.pushers, world.puller])
     tokens = rnd.login.tokens
     print(f"{tag} push: {args.orders} orders from {len(world.pushers)} clients…", flush=True)
-    with PySpy(args, server, "push"), _cpu(rnd, server, "push"):
-        rnd.push = await dev.push_phase(server.url, tokens, world.pushers, boxes, args.batch,
-                                        args.max_inflight)
+    devices = dev.devices(server.url, tokens, world.pushers, boxes, args.batch)
+    try:
+        with PySpy(args, server, "push"), _cpu(rnd, server, "push"):
+            rnd.push = await dev.push_phase(devices, args.max_inflight)
+    finally:
+        await devices.aclose()
     token, cid = tokens[world.puller.email], dev.pull_client_id(world.puller)
     print(f"{tag} initial pull of {world.pull_total} records…", flush=True)
     try:
@@ -138,7 +143,9 @@ async def _over_http(args: argparse.Namespace, rnd: Round, server: ServerProcess
 def _cpu(rnd: Round, server: ServerProcess, phase: str) -> Iterator[None]:
     dbname = sa.make_url(rnd.world.url).database if rnd.world and rnd.db == "postgres" else None
     before, db_before = cpu_seconds(server), backend_cpu_seconds(dbname) if dbname else 0.0
+    mine = time.process_time()
     yield
+    rnd.client_cpu_s[phase] = time.process_time() - mine
     rnd.cpu_s[phase] = cpu_seconds(server) - before
     if dbname:
         rnd.db_cpu_s[phase] = backend_cpu_seconds(dbname) - db_before
@@ -214,7 +221,8 @@ def _push_rows(rnd: Round) -> list[str]:
 def _cpu_rows(rnd: Round, phase: str, wall_s: float, units: int, unit: str) -> list[str]:
     """CPU per unit of work: unlike throughput, it barely moves when the machine is busy."""
     rows = []
-    for label, table in (("server", rnd.cpu_s), ("PostgreSQL backends", rnd.db_cpu_s)):
+    for label, table in (("server", rnd.cpu_s), ("PostgreSQL backends", rnd.db_cpu_s),
+                         ("benchmark client", rnd.client_cpu_s)):
         cpu = table.get(phase)
         if cpu is None or not wall_s:
             continue
