@@ -6,7 +6,7 @@ Three sources feed a page, all in one ordered stream:
 - a backfill of every current row under a key that *entered* the caller's scope (an
   account reassigned to them) — and, for a first sync, under every key they can read;
 - an eviction of every row under a key that left their scope.
-Sequence numbers are gap-free in commit order (see `sync.writer.allocate_seqs`), so a
+Sequence numbers are gap-free in commit order (see `sync.writer`), so a
 cursor never skips a change that commits late.
 """
 

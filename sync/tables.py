@@ -14,13 +14,19 @@ from sync.model import UTCDateTime, new_id, utcnow
 #: The scope key every caller can read (e.g. the active product catalogue).
 PUBLIC_KEY = uuid.UUID(int=0)
 
+#: PostgreSQL only: blocks of provisional (negative) sequence numbers for change-log rows
+#: written by a transaction that has not committed yet (`sync.writer`). Created by
+#: migration 0005 with the trigger that numbers them, never without it.
+PROVISIONAL = sa.Sequence("sync_change_provisional")
+
 
 class LogHead(SQLModel, table=True):
     """One row holding the last change sequence number.
 
-    Writers bump it with `UPDATE … RETURNING` at the very end of their transaction. The
-    row lock (PostgreSQL) or the single writer (SQLite) makes sequence order equal commit
-    order, so a pull that has seen seq N has seen every change below N: no gaps.
+    Writers bump it with `UPDATE … RETURNING` (`sync.writer`), on PostgreSQL from a trigger
+    deferred to COMMIT. The row lock (PostgreSQL) or the single writer (SQLite) makes
+    sequence order equal commit order, so a pull that has seen seq N has seen every change
+    below N: no gaps.
     """
 
     __tablename__ = "sync_log_head"

@@ -9,15 +9,19 @@ locked" on SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
 from typing import Any
 
+import sqlalchemy as sa
+
 from schema.enums import Role
 from schema.scope import Principal, viewer_of
 from server.db import Database
 from sync.protocol import MutationIn
+from sync.tables import Change, LogHead
 from tests.conftest import World
 
 WRITERS, TRANSACTIONS, ROWS_PER_TX = 8, 12, 3
@@ -76,3 +80,39 @@ async def test_concurrent_commits_are_pulled_exactly_once(app: Any, db: Database
     twice = {k: v for k, v in seen.items() if v > 1}
     assert not missing, f"{len(missing)} changes were skipped, e.g. {sorted(missing)[:3]}"
     assert not twice, f"delivered more than once: {twice}"
+
+
+async def test_log_is_numbered_in_write_order_after_the_head(app: Any, db: Database,
+                                                             world: World) -> None:
+    """Two flushes in one transaction with a rolled-back savepoint between them: the
+    committed log continues the head without a hole, in the order the rows were written,
+    and no provisional (negative) number is left behind (PostgreSQL numbers rows inside
+    COMMIT, SQLite as it writes them)."""
+    services = app.state.services
+    viewer = viewer_of(Principal(world.users["rep1"], Role.REP))
+    account = str(world.accounts["rep1a"])
+
+    def contacts(*names: str) -> list[MutationIn]:
+        return [MutationIn(0, "contact", "CREATE", str(uuid.uuid4()), None,
+                           {"accountId": account, "firstName": "n", "lastName": name})
+                for name in names]
+
+    first, dropped, second = contacts("a", "b"), contacts("x"), contacts("c", "d", "e")
+    async with db.write() as s:
+        head = (await s.execute(sa.select(LogHead.last_seq))).scalar_one()
+        await services.push.apply(s, viewer, first)
+        with contextlib.suppress(RuntimeError):
+            async with s.begin_nested():
+                await services.push.apply(s, viewer, dropped)
+                raise RuntimeError("roll the savepoint back")
+        await services.push.apply(s, viewer, second)
+    async with db.read() as s:
+        rows = (await s.execute(sa.select(Change.seq, Change.row_id).where(Change.seq > head)
+                                .order_by(Change.seq))).all()
+        new_head = (await s.execute(sa.select(LogHead.last_seq))).scalar_one()
+        provisional = (await s.execute(sa.select(sa.func.count()).select_from(Change)
+                                       .where(Change.seq < 0))).scalar_one()
+    assert [str(r.row_id) for r in rows] == [m.id for m in first + second]
+    assert [r.seq for r in rows] == list(range(head + 1, head + 6))
+    assert new_head == head + 5
+    assert provisional == 0

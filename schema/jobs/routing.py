@@ -113,8 +113,8 @@ async def plan_routing(session: AsyncSession, lock: bool = False) -> RoutingPlan
 
 
 async def apply_routing(session: AsyncSession, plan: RoutingPlan,
-                        actor_id: uuid.UUID | None = None) -> list[int]:
-    """Write the plan's owner changes through the write path; returns their log seqs."""
+                        actor_id: uuid.UUID | None = None) -> None:
+    """Write the plan's owner changes through the write path."""
     spec = registry["lead"]
     changes = ChangeSet(actor_id=actor_id)
     hlc = _clock.now()
@@ -122,4 +122,4 @@ async def apply_routing(session: AsyncSession, plan: RoutingPlan,
         values: dict[str, Any] = {"owner_id": a.rep_id}
         changes.add(RowWrite(spec, a.lead_id, "update", values, {"owner_id": None},
                              a.version + 1, a.rep_id, UNROUTED_KEY, hlc))
-    return await flush(session, changes)
+    await flush(session, changes)
