@@ -50,10 +50,10 @@ class Change(SQLModel, table=True):
     version: int = Field(nullable=False)
     op: str = Field(max_length=8, nullable=False)
     scope_key: uuid.UUID = Field(nullable=False, index=True)
-    prev_scope_key: uuid.UUID | None = Field(default=None, index=True)
+    prev_scope_key: uuid.UUID | None = Field(default=None)
     #: Who held `prev_scope_key` when the row left it. A pull must still evict the row
     #: from that holder's devices even after the key itself moved on.
-    prev_holder_id: uuid.UUID | None = Field(default=None, index=True)
+    prev_holder_id: uuid.UUID | None = Field(default=None)
     hlc: str = Field(max_length=64, nullable=False)
     actor_id: uuid.UUID | None = Field(default=None)
     client_id: str | None = Field(default=None, max_length=128)
@@ -62,7 +62,15 @@ class Change(SQLModel, table=True):
     prev: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
-    __table_args__ = (sa.Index("ix_sync_change_row", "entity", "row_id", "version"),)
+    __table_args__ = (
+        sa.Index("ix_sync_change_row", "entity", "row_id", "version"),
+        # Only moves and scope changes set these: partial indexes skip the other rows,
+        # which is most of them, and pulls only ever look them up by value.
+        *(sa.Index(f"ix_sync_change_{name}", name,
+                   postgresql_where=sa.text(f"{name} IS NOT NULL"),
+                   sqlite_where=sa.text(f"{name} IS NOT NULL"))
+          for name in ("prev_scope_key", "prev_holder_id")),
+    )
 
 
 class ScopeKey(SQLModel, table=True):

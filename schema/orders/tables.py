@@ -16,7 +16,8 @@ class Order(SyncedModel, table=True):
 
     __tablename__ = "sales_order"
     number: str | None = Field(default=None, max_length=32, unique=True)
-    account_id: uuid.UUID = Field(foreign_key="account.id", index=True)
+    # Indexed by ix_sales_order_account_date, whose first column it is.
+    account_id: uuid.UUID = Field(foreign_key="account.id")
     contact_id: uuid.UUID | None = Field(default=None, foreign_key="contact.id")
     rep_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
     order_date: date = Field(index=True)
@@ -44,7 +45,8 @@ class OrderLine(SQLModel, table=True):
 
     __tablename__ = "order_line"
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    order_id: uuid.UUID = Field(foreign_key="sales_order.id", index=True)
+    # Indexed by uq_order_line_no (order_id, line_no).
+    order_id: uuid.UUID = Field(foreign_key="sales_order.id")
     line_no: int
     product_id: uuid.UUID = Field(foreign_key="product.id", index=True)
     quantity: int
