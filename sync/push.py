@@ -117,9 +117,6 @@ class PushEngine:
                 f"{len(req.mutations)} mutations in one push; at most {self.limits.max_batch}",
             )
         client = await claim_client(session, req.client_id, viewer.user_id, lock=True)
-        if req.app_version:
-            client.app_version = req.app_version[:64]
-        client.protocol_version = req.protocol_version
         last = client.last_mutation_id
 
         seen = sorted({m.mutation_id for m in req.mutations if m.mutation_id <= last})
@@ -181,7 +178,11 @@ class PushEngine:
             client.pending_rejections = sum(1 for o in outs if o.status == "REJECTED")
             ahead = [w for o in outs for w in o.warnings if w.code == "CLOCK_SKEW"]
             client.clock_skew_ms = _skew_ms(fresh) if ahead else 0
+        # Set last, so the device record is written once, at commit.
         client.last_push_at = utcnow()
+        if req.app_version:
+            client.app_version = req.app_version[:64]
+        client.protocol_version = req.protocol_version
 
         final: list[MutationOut] = []
         for kind, mid in order:
@@ -323,13 +324,15 @@ class PushEngine:
             stmt = sa.select(spec.table).where(among(session, spec.table.c.id, sorted(set(ids))))
             if lock:
                 stmt = stmt.order_by(spec.table.c.id).with_for_update()
+            found = []
             for row in (await session.execute(stmt)).mappings():
                 state.rows[(name, row["id"])] = dict(row)
-            if spec.child is not None:
+                found.append(row["id"])
+            if spec.child is not None and found:  # a row not stored yet has no children
                 ch = spec.child
                 parent = ch.table.c[ch.parent_column]
                 rows = await session.execute(
-                    sa.select(ch.table).where(among(session, parent, ids))
+                    sa.select(ch.table).where(among(session, parent, found))
                     .order_by(ch.table.c[ch.order_by]))
                 for row in rows.mappings():
                     state.children.setdefault((name, row[ch.parent_column]), []).append(dict(row))
@@ -350,11 +353,12 @@ class PushEngine:
             keys.add(viewer.user_id)
         keys |= await self._reference_keys(session, items, state)
         if keys:
-            found = sa.select(col(ScopeKey.key)).where(col(ScopeKey.key).in_(keys))
-            state.existing_keys = set((await session.execute(found)).scalars())
-            if viewer.keys is not None:
-                found = found.where(col(ScopeKey.key).in_(viewer.keys))
-            state.visible = set((await session.execute(found)).scalars())
+            # Which keys exist, and which of them the viewer sees, in one statement.
+            seen = sa.true() if viewer.keys is None else col(ScopeKey.key).in_(viewer.keys)
+            flags = (await session.execute(sa.select(col(ScopeKey.key), seen).where(
+                among(session, col(ScopeKey.key), keys)))).all()
+            state.existing_keys = {key for key, _ in flags}
+            state.visible = {key for key, visible in flags if visible}
             hidden = state.existing_keys - state.visible
             if hidden and client is not None:
                 moved = await session.execute(
@@ -752,16 +756,18 @@ async def claim_client(session: AsyncSession, client_id: str, user_id: uuid.UUID
     A client id belongs to the user who first used it; anyone else is refused.
     """
     dialect = dialect_name(session)
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Client)
-    await session.execute(
-        ins.values(id=client_id, user_id=user_id, last_mutation_id=0, protocol_version=1,
-                   created_at=utcnow(), last_pull_seq=0, pending_rejections=0)
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-    stmt = sa.select(Client).where(col(Client.id) == client_id)
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Client).values(
+        id=client_id, user_id=user_id, last_mutation_id=0, protocol_version=1,
+        created_at=utcnow(), last_pull_seq=0, pending_rejections=0)
     if lock and dialect == "postgresql":
-        stmt = stmt.with_for_update()
-    client = (await session.execute(stmt)).scalar_one()
+        # One round trip: the no-op update locks the row, new or not, and returns it.
+        upsert = ins.on_conflict_do_update(index_elements=["id"], set_={"id": ins.excluded.id})
+        client = (await session.scalars(
+            sa.select(Client).from_statement(upsert.returning(Client)))).one()
+    else:
+        await session.execute(ins.on_conflict_do_nothing(index_elements=["id"]))
+        client = (await session.execute(
+            sa.select(Client).where(col(Client.id) == client_id))).scalar_one()
     if client.user_id != user_id:
         raise SyncRequestError("CLIENT_NOT_YOURS", "this clientId belongs to another user; "
                                "mint a new clientId for this device and user")

@@ -122,9 +122,8 @@ class OrderHooks(Hooks):
                        col(Invoice.status) == InvoiceStatus.OPEN, col(Invoice.deleted).is_(False))
                 .group_by(col(Invoice.account_id))
             )
-            for stmt2 in (unbilled, open_ar):
-                for acc, total in await session.execute(stmt2):
-                    ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
+            for acc, total in await session.execute(sa.union_all(unbilled, open_ar)):
+                ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
         if product_ids:
             products = sa.select(col(Product.id), col(Product.active), col(Product.deleted),
                                  col(Product.unit_price_cents), col(Product.unit_cost_cents),
