@@ -56,8 +56,15 @@ def parse_datetime(v: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _format_datetime(v: datetime) -> str:
+def _format_datetime(v: datetime | str) -> str:
+    # A str is already wire text: the pull formats timestamps in SQL (`sync.pull`).
+    if isinstance(v, str):
+        return v
     return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _format_date(v: date | str) -> str:
+    return v if isinstance(v, str) else v.isoformat()
 
 
 def _parse_int(v: Any) -> int:
@@ -142,7 +149,7 @@ def codec_for(column: sa.Column[Any]) -> FieldCodec:
     elif isinstance(t, sa.Float):
         parse = _parse_float
     elif isinstance(t, sa.Date):
-        parse, dump = _parse_date, date.isoformat
+        parse, dump = _parse_date, _format_date
     elif isinstance(t, sa.DateTime):
         parse, dump = parse_datetime, _format_datetime
     elif isinstance(t, sa.String):

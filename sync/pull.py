@@ -152,27 +152,64 @@ def _log_page(viewer: Viewer, short: bool) -> Any:
 
 @functools.cache
 def _columns(table: sa.Table, dialect: str) -> tuple[Any, ...]:
-    """A table's columns as a pull reads them to send them: ids come as their wire text,
-    so no UUID object is built, hashed and formatted back for every id of every row sent
-    (a tenth of a page's CPU). Code that needs an id as a UUID selects it again,
+    """A table's columns as a pull reads them to send them: ids, timestamps and dates come
+    as their wire text, so no UUID or datetime object is built for every value sent and
+    formatted back (a tenth of a page's CPU for ids, as much again for timestamps on
+    SQLite, which stores them as text). Code that needs an id as a UUID selects it again,
     labelled `_id`."""
-    return tuple(_id_text(c, dialect).label(c.name) if isinstance(c.type, sa.Uuid) else c
-                 for c in table.columns)
+    return tuple(_wire_text(c, dialect).label(c.name) for c in table.columns)
+
+
+def _wire_text(column: Any, dialect: str) -> Any:
+    t = column.type
+    if isinstance(t, sa.types.TypeDecorator):
+        t = t.impl_instance
+    if isinstance(t, sa.Uuid):
+        return _id_text(column, dialect)
+    if isinstance(t, sa.DateTime):
+        return _timestamp_text(column, dialect)
+    if isinstance(t, sa.Date):
+        # ISO 8601 already: PostgreSQL's text form, and what SQLite stores.
+        return (sa.cast(column, sa.Text) if dialect == "postgresql"
+                else sa.type_coerce(column, sa.String))
+    return column
+
+
+def _lit(sql: str) -> Any:
+    """A constant spelled into the statement, so it carries no extra parameters."""
+    return sa.literal_column(sql, sa.String)
 
 
 def _id_text(column: Any, dialect: str) -> Any:
     """A UUID column as canonical text (8-4-4-4-12 lower-case hex, like `str(uuid)`)."""
     if dialect == "postgresql":
         return sa.cast(column, sa.Text)
-    # SQLAlchemy stores UUIDs as 32 hex digits elsewhere (SQLite): add the dashes. The
-    # constants are literals, so the statement carries no extra parameters.
+    # SQLAlchemy stores UUIDs as 32 hex digits elsewhere (SQLite): add the dashes.
     def part(start: int, length: int) -> Any:
-        return sa.func.substr(column, sa.literal_column(str(start)),
-                              sa.literal_column(str(length)), type_=sa.String)
+        return sa.func.substr(column, _lit(str(start)), _lit(str(length)), type_=sa.String)
 
-    dash = sa.literal_column("'-'", sa.String)
+    dash = _lit("'-'")
     return (part(1, 8) + dash + part(9, 4) + dash + part(13, 4) + dash + part(17, 4) + dash
             + part(21, 12))
+
+
+def _timestamp_text(column: Any, dialect: str) -> Any:
+    """A UTC timestamp as the codec writes it (`datetime.isoformat()` with `Z`): seconds,
+    then `.ffffff` only when the microseconds are not zero."""
+    if dialect == "postgresql":
+        utc = sa.func.timezone(_lit("'UTC'"), column)
+        micro = sa.func.to_char(utc, _lit("'US'"), type_=sa.String)
+        return (sa.func.to_char(utc, _lit("'YYYY-MM-DD\"T\"HH24:MI:SS'"), type_=sa.String)
+                + sa.case((micro == _lit("'000000'"), _lit("''")), else_=_lit("'.'") + micro)
+                + _lit("'Z'"))
+    # SQLite holds 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC, see UTCDateTime).
+    raw = sa.type_coerce(column, sa.String)
+    fraction = sa.func.substr(raw, _lit("20"), type_=sa.String)
+    return (sa.func.substr(raw, _lit("1"), _lit("10"), type_=sa.String) + _lit("'T'")
+            + sa.func.substr(raw, _lit("12"), _lit("8"), type_=sa.String)
+            + sa.case((fraction.in_([_lit("''"), _lit("'.000000'")]), _lit("''")),
+                      else_=fraction)
+            + _lit("'Z'"))
 
 
 #: A device's "last pull" is refreshed at least this often even when nothing moved.

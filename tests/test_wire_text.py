@@ -1,0 +1,42 @@
+"""The pull reads ids, timestamps and dates as wire text in SQL; it must be exactly the
+text the codec writes in Python (devices compare and store these strings)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from server.db import Database
+from sync.codec import codec_for
+from sync.model import UTCDateTime
+from sync.pull import _wire_text
+
+PROBE = sa.Table("wire_text_probe", sa.MetaData(),
+                 sa.Column("id", sa.Uuid, primary_key=True),
+                 sa.Column("at", UTCDateTime, nullable=False),
+                 sa.Column("day", sa.Date, nullable=False))
+
+VALUES = [
+    (datetime(2026, 11, 28, 16, 54, 50, tzinfo=UTC), date(2026, 11, 28)),  # no microseconds
+    (datetime(2026, 11, 28, 16, 54, 50, 120000, tzinfo=UTC), date(999, 1, 2)),  # 6 digits kept
+    (datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), date(2024, 2, 29)),
+    (datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), date(1, 1, 1)),
+    (datetime(2026, 6, 1, 1, 30, tzinfo=timezone(timedelta(hours=2))), date(9999, 12, 31)),
+]
+
+
+async def test_ids_timestamps_and_dates_read_as_the_codec_writes_them(db: Database) -> None:
+    rows = [{"id": uuid.uuid4(), "at": at, "day": day} for at, day in VALUES]
+    async with db.write() as s:
+        await s.run_sync(lambda sync: PROBE.create(sync.connection()))
+        await s.execute(sa.insert(PROBE), rows)
+    async with db.read() as s:
+        got = (await s.execute(sa.select(*(_wire_text(c, db.dialect) for c in PROBE.c))
+                               .order_by(PROBE.c.at))).all()
+    codecs = [codec_for(c) for c in PROBE.c]
+    expected = [[f.dump(r[f.column]) for f in codecs] for r in sorted(rows, key=lambda r: r["at"])]
+    assert [list(r) for r in got] == expected
+    assert {r[1] for r in got} >= {"2026-11-28T16:54:50Z", "2026-11-28T16:54:50.120000Z",
+                                   "2026-05-31T23:30:00Z"}
