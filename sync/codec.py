@@ -63,6 +63,13 @@ def _format_datetime(v: datetime | str) -> str:
     return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _format_uuid(v: uuid.UUID | str) -> str:
+    # Text read by the pull: canonical already (PostgreSQL) or 32 hex digits (SQLite).
+    if isinstance(v, str):
+        return v if len(v) == 36 else f"{v[:8]}-{v[8:12]}-{v[12:16]}-{v[16:20]}-{v[20:]}"
+    return str(v)
+
+
 def _format_date(v: date | str) -> str:
     return v if isinstance(v, str) else v.isoformat()
 
@@ -141,7 +148,7 @@ def codec_for(column: sa.Column[Any]) -> FieldCodec:
     if isinstance(t, sa.Enum) and t.enum_class is not None:
         parse, dump = _enum_codec(t.enum_class)
     elif isinstance(t, sa.Uuid):
-        parse, dump = _parse_uuid, str
+        parse, dump = _parse_uuid, _format_uuid
     elif isinstance(t, sa.Boolean):
         parse = _parse_bool
     elif isinstance(t, sa.Integer):

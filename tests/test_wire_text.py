@@ -1,5 +1,6 @@
-"""The pull reads ids, timestamps and dates as wire text in SQL; it must be exactly the
-text the codec writes in Python (devices compare and store these strings)."""
+"""The pull reads ids, timestamps and dates as text in SQL; what the codec then sends must
+be exactly what it sends for the same values read as Python objects (devices compare and
+store these strings)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ async def test_ids_timestamps_and_dates_read_as_the_codec_writes_them(db: Databa
                                .order_by(PROBE.c.at))).all()
     codecs = [codec_for(c) for c in PROBE.c]
     expected = [[f.dump(r[f.column]) for f in codecs] for r in sorted(rows, key=lambda r: r["at"])]
-    assert [list(r) for r in got] == expected
-    assert {r[1] for r in got} >= {"2026-11-28T16:54:50Z", "2026-11-28T16:54:50.120000Z",
+    sent = [[f.dump(v) for f, v in zip(codecs, r, strict=True)] for r in got]
+    assert sent == expected
+    assert {r[1] for r in sent} >= {"2026-11-28T16:54:50Z", "2026-11-28T16:54:50.120000Z",
                                    "2026-05-31T23:30:00Z"}
