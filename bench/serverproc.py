@@ -152,6 +152,14 @@ def _cpu_of(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (every process, the kernel included):
+    what the per-process figures miss, such as backends that exited."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(server: ServerProcess) -> float:
     """User + system CPU time of the uvicorn process tree so far (all threads)."""
     return _cpu_of([server.proc.pid, *_descendants(server.proc.pid)])

@@ -38,6 +38,7 @@ from bench.serverproc import (
     ServerRss,
     backend_cpu_seconds,
     cpu_seconds,
+    machine_cpu_seconds,
     reset_peak_rss,
     server_peak_rss,
     start_server,
@@ -71,6 +72,8 @@ class Round:
     db_cpu_s: dict[str, float] = field(default_factory=dict)
     #: The benchmark's own CPU: it shares the cores with the server.
     client_cpu_s: dict[str, float] = field(default_factory=dict)
+    #: Every process on the machine (the kernel too): the total the cores had to give.
+    machine_cpu_s: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
 
@@ -143,9 +146,10 @@ async def _over_http(args: argparse.Namespace, rnd: Round, server: ServerProcess
 def _cpu(rnd: Round, server: ServerProcess, phase: str) -> Iterator[None]:
     dbname = sa.make_url(rnd.world.url).database if rnd.world and rnd.db == "postgres" else None
     before, db_before = cpu_seconds(server), backend_cpu_seconds(dbname) if dbname else 0.0
-    mine = time.process_time()
+    mine, machine = time.process_time(), machine_cpu_seconds()
     yield
     rnd.client_cpu_s[phase] = time.process_time() - mine
+    rnd.machine_cpu_s[phase] = machine_cpu_seconds() - machine
     rnd.cpu_s[phase] = cpu_seconds(server) - before
     if dbname:
         rnd.db_cpu_s[phase] = backend_cpu_seconds(dbname) - db_before
@@ -222,7 +226,8 @@ def _cpu_rows(rnd: Round, phase: str, wall_s: float, units: int, unit: str) -> l
     """CPU per unit of work: unlike throughput, it barely moves when the machine is busy."""
     rows = []
     for label, table in (("server", rnd.cpu_s), ("PostgreSQL backends", rnd.db_cpu_s),
-                         ("benchmark client", rnd.client_cpu_s)):
+                         ("benchmark client", rnd.client_cpu_s),
+                         ("whole machine", rnd.machine_cpu_s)):
         cpu = table.get(phase)
         if cpu is None or not wall_s:
             continue
