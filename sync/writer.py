@@ -224,14 +224,10 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> None:
     count = len(changes) + len(echoed)
     if count == 0:
         return
-    if dialect_name(session) == "postgresql":
-        first, step = await _provisional(session, count), -1
-    else:
-        first, step = await allocate_seqs(session, count), 1
     log: list[dict[str, Any]] = []
     for i, w in enumerate(changes.writes):
         log.append({
-            "seq": first + step * i, "entity": w.spec.name, "row_id": w.row_id, "version": w.version,
+            "entity": w.spec.name, "row_id": w.row_id, "version": w.version,
             "op": "delete" if w.op == "delete" else "upsert", "scope_key": w.scope_key,
             "prev_scope_key": w.prev_scope_key if w.prev_scope_key != w.scope_key else None,
             "prev_holder_id": holders.get(w.prev_scope_key) if w.prev_scope_key else None,
@@ -239,25 +235,29 @@ async def flush(session: AsyncSession, changes: ChangeSet) -> None:
             "mutation_id": changes.mutation_ids.get(i),
             "prev": _json_prev(w), "at": now,
         })
-    base = len(changes.writes)
-    for j, m in enumerate(changes.moves):
+    for m in changes.moves:
         # A move is logged against the holders' own keys so both sides' pulls see it.
         log.append({
-            "seq": first + step * (base + j), "entity": "", "row_id": m.key, "version": 0, "op": "move",
+            "entity": "", "row_id": m.key, "version": 0, "op": "move",
             "scope_key": m.holder_id or m.key, "prev_scope_key": m.prev_holder_id or m.key,
             "prev_holder_id": m.prev_holder_id,
             "hlc": m.hlc, "actor_id": changes.actor_id, "client_id": changes.client_id,
             "mutation_id": None, "prev": {"kind": m.kind}, "at": now,
         })
-    base += len(changes.moves)
-    for k, (spec, row_id, version, scope, restore) in enumerate(echoed):
+    for spec, row_id, version, scope, restore in echoed:
         log.append({
-            "seq": first + step * (base + k), "entity": spec.name, "row_id": row_id, "version": version,
+            "entity": spec.name, "row_id": row_id, "version": version,
             "op": "upsert", "scope_key": scope, "prev_scope_key": None, "prev_holder_id": None,
             "hlc": "", "actor_id": changes.actor_id, "client_id": changes.client_id,
             "mutation_id": None, "prev": {"echo": "restore" if restore else "state"},
             "at": now,
         })
+    if dialect_name(session) == "postgresql":
+        first, step = await _provisional(session, count), -1
+    else:
+        first, step = await allocate_seqs(session, count), 1
+    for n, row in enumerate(log):
+        row["seq"] = first + step * n
     await bulk.insert(session, table_of(Change), log)
 
 
