@@ -154,13 +154,14 @@ def _log_page(viewer: Viewer, short: bool) -> Any:
 def _columns(table: sa.Table, dialect: str) -> tuple[Any, ...]:
     """A table's columns as a pull reads them to send them: ids, timestamps and dates come
     as (nearly) their wire text, so no UUID or datetime object is built for every value
-    sent and formatted back (a tenth of a page's CPU for ids, as much again for timestamps on
-    SQLite, which stores them as text). Code that needs an id as a UUID selects it again,
-    labelled `_id`."""
+    sent and formatted back (ids alone were a tenth of a page's CPU). Code that needs an
+    id as a UUID selects it again, labelled `_id`."""
     return tuple(_wire_text(c, dialect).label(c.name) for c in table.columns)
 
 
 def _wire_text(column: Any, dialect: str) -> Any:
+    """The column as the pull reads it: text for ids, timestamps and dates (the codec's
+    dump passes such text through), the column itself otherwise."""
     t = column.type
     if isinstance(t, sa.types.TypeDecorator):
         t = t.impl_instance
