@@ -411,7 +411,8 @@ class PushEngine:
         for target, ids in wanted.items():
             t = metadata.tables[target]
             key_col = t.c.scope_key if "scope_key" in t.c else t.c.id
-            rows = await session.execute(sa.select(t.c.id, key_col).where(t.c.id.in_(ids)))
+            rows = await session.execute(
+                sa.select(t.c.id, key_col).where(among(session, t.c.id, ids)))
             for rid, key in rows:
                 state.ref_keys[(target, rid)] = key
         return set(state.ref_keys.values())

@@ -23,7 +23,7 @@ from schema.identity.tables import User
 from schema.orders.pricing import PriceFacts, ProductFacts, credit_available, line_total, unit_price
 from schema.orders.tables import Order, OrderLine
 from sync.codec import TableCodec
-from sync.model import dialect_name, new_id, table_of, utcnow
+from sync.model import among, dialect_name, new_id, table_of, utcnow
 from sync.policies import WholeDocument
 from sync.registry import ChildSpec, EntitySpec, Registry, Rejection, Viewer
 
@@ -102,7 +102,7 @@ class OrderHooks(Hooks):
         if account_ids:
             stmt = sa.select(col(Account.id), col(Account.credit_limit_cents),
                              col(Account.status), col(Account.owner_id)
-                             ).where(col(Account.id).in_(account_ids))
+                             ).where(among(session, col(Account.id), account_ids))
             if dialect_name(session) == "postgresql":
                 # Serialise credit checks per account: two parallel submits cannot both pass.
                 stmt = stmt.order_by(col(Account.id)).with_for_update()
@@ -111,14 +111,15 @@ class OrderHooks(Hooks):
             invoiced = sa.select(col(Invoice.order_id)).where(col(Invoice.order_id).is_not(None))
             unbilled = (
                 sa.select(col(Order.account_id), sa.func.sum(col(Order.total_cents)))
-                .where(col(Order.account_id).in_(account_ids), col(Order.status).in_(EXPOSED),
-                       col(Order.deleted).is_(False), col(Order.id).not_in(ids_in_batch),
+                .where(among(session, col(Order.account_id), account_ids),
+                       col(Order.status).in_(EXPOSED), col(Order.deleted).is_(False),
+                       sa.not_(among(session, col(Order.id), ids_in_batch)),
                        col(Order.id).not_in(invoiced))
                 .group_by(col(Order.account_id))
             )
             open_ar = (
                 sa.select(col(Invoice.account_id), sa.func.sum(col(Invoice.amount_open_cents)))
-                .where(col(Invoice.account_id).in_(account_ids),
+                .where(among(session, col(Invoice.account_id), account_ids),
                        col(Invoice.status) == InvoiceStatus.OPEN, col(Invoice.deleted).is_(False))
                 .group_by(col(Invoice.account_id))
             )
@@ -127,7 +128,8 @@ class OrderHooks(Hooks):
         if product_ids:
             products = sa.select(col(Product.id), col(Product.active), col(Product.deleted),
                                  col(Product.unit_price_cents), col(Product.unit_cost_cents),
-                                 col(Product.name)).where(col(Product.id).in_(product_ids))
+                                 col(Product.name)).where(among(session, col(Product.id),
+                                                                product_ids))
             for p in await session.execute(products):
                 ctx.products[p.id] = ProductFacts(p.id, p.active and not p.deleted,
                                                   p.unit_price_cents, p.unit_cost_cents, p.name)
@@ -136,9 +138,10 @@ class OrderHooks(Hooks):
                 col(PriceEntry.unit_price_cents), col(PriceEntry.discount_bp),
                 col(PriceEntry.valid_from), col(PriceEntry.valid_to),
             ).where(
-                col(PriceEntry.product_id).in_(product_ids), col(PriceEntry.deleted).is_(False),
+                among(session, col(PriceEntry.product_id), product_ids),
+                col(PriceEntry.deleted).is_(False),
                 sa.or_(col(PriceEntry.account_id).is_(None),
-                       col(PriceEntry.account_id).in_(account_ids)))
+                       among(session, col(PriceEntry.account_id), account_ids)))
             for e in await session.execute(entries):
                 ctx.prices.setdefault(e.product_id, []).append(PriceFacts(*e))
         return ctx
