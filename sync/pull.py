@@ -170,9 +170,9 @@ def _wire_text(column: Any, dialect: str) -> Any:
     if isinstance(t, sa.DateTime):
         return _timestamp_text(column, dialect)
     if isinstance(t, sa.Date):
-        # ISO 8601 already: PostgreSQL's text form, and what SQLite stores.
-        return (sa.cast(column, sa.Text) if dialect == "postgresql"
-                else sa.type_coerce(column, sa.String))
+        # ISO 8601. On PostgreSQL spelled out: a cast to text would follow DateStyle.
+        return (sa.func.to_char(column, _lit("'YYYY-MM-DD'"), type_=sa.String)
+                if dialect == "postgresql" else sa.type_coerce(column, sa.String))
     return column
 
 

@@ -34,8 +34,13 @@ async def test_ids_timestamps_and_dates_read_as_the_codec_writes_them(db: Databa
         await s.run_sync(lambda sync: PROBE.create(sync.connection()))
         await s.execute(sa.insert(PROBE), rows)
     async with db.read() as s:
+        if db.dialect == "postgresql":  # the text must not depend on session settings
+            await s.execute(sa.text("SET DateStyle = 'SQL, DMY'"))
+            await s.execute(sa.text("SET TimeZone = 'America/New_York'"))
         got = (await s.execute(sa.select(*(_wire_text(c, db.dialect) for c in PROBE.c))
                                .order_by(PROBE.c.at))).all()
+        if db.dialect == "postgresql":
+            await s.execute(sa.text("RESET ALL"))
     codecs = [codec_for(c) for c in PROBE.c]
     expected = [[f.dump(r[f.column]) for f in codecs] for r in sorted(rows, key=lambda r: r["at"])]
     sent = [[f.dump(v) for f, v in zip(codecs, r, strict=True)] for r in got]
