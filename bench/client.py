@@ -38,6 +38,11 @@ async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any],
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     r = await http.post("/graphql", json={"query": query, "variables": variables},
                         headers=headers)
+    return answer(r)
+
+
+def answer(r: httpx.Response) -> dict[str, Any]:
+    """A GraphQL response body; an HTTP failure comes back as a GraphQL-style error."""
     if r.status_code != 200:
         return {"errors": [{"message": f"HTTP {r.status_code}: {r.text[:500]}"}]}
     body: dict[str, Any] = r.json()
@@ -150,9 +155,7 @@ async def _push_client(http: httpx.AsyncClient, token: str,
             t0 = time.perf_counter()
             r = await http.post("/graphql", content=content, headers=headers)
             fig.latencies_s.append(time.perf_counter() - t0)
-        body: dict[str, Any] = (r.json() if r.status_code == 200 else
-                                {"errors": [{"message": f"HTTP {r.status_code}: {r.text[:500]}"}]})
-        _tally(fig, chunk, body)
+        _tally(fig, chunk, answer(r))
 
 
 def _push_bodies(client_id: str, outbox: Sequence[dict[str, Any]],
@@ -230,8 +233,7 @@ async def pull_page(http: httpx.AsyncClient, token: str, client_id: str, cursor:
                     limit: int) -> tuple[dict[str, Any], int]:
     r = await http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, json={
         "query": PULL, "variables": {"c": client_id, "cursor": cursor, "limit": limit}})
-    body: dict[str, Any] = (r.json() if r.status_code == 200
-                            else {"errors": [{"message": r.text[:500]}]})
+    body = answer(r)
     if body.get("errors"):
         raise BenchError(f"syncPull failed: {body['errors'][0].get('message')}")
     return body["data"]["syncPull"], len(r.content)
