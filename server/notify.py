@@ -1,9 +1,13 @@
 """Change notifications for `syncPoke`: wake subscribers when the change log grows.
 
-Each server instance runs one watcher of the log head. Local commits wake it at once;
-on PostgreSQL, commits on *other* instances wake it through LISTEN/NOTIFY; on SQLite
-(one machine, maybe several workers) it also polls the head while anyone listens.
-Subscribers then check, with one indexed query, whether the news is in their scope.
+Each server instance keeps the log head it has seen. On PostgreSQL the database itself
+announces every commit that grows the log: the trigger that numbers a transaction's
+change-log rows inside COMMIT also sends `NOTIFY fieldsync_changes` with the new head
+(migration 0007), to every instance, this one included, whoever the writer. So a push
+costs no extra statement for its notification. On SQLite (one machine, maybe several
+workers) local commits wake a watcher that reads the head, and it also polls while
+anyone listens. Subscribers then check, with one indexed query, whether the news is in
+their scope.
 """
 
 from __future__ import annotations
@@ -23,9 +27,6 @@ log = logging.getLogger("fieldsync.notify")
 CHANNEL = "fieldsync_changes"
 
 
-NOTIFY_TASK = "fieldsync-notify"
-
-
 class Notifier:
     def __init__(self, db: Database, pg_dsn: str | None, poll_interval: float = 0.5) -> None:
         self.db = db
@@ -35,7 +36,6 @@ class Notifier:
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()
         self._listeners = 0
-        self._notify_pending = False
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -46,7 +46,6 @@ class Notifier:
                                                   name="fieldsync-listen"))
 
     async def stop(self) -> None:
-        await self.drain()  # other instances should still hear of the last commits
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -54,22 +53,11 @@ class Notifier:
                 await task
         self._tasks.clear()
 
-    async def drain(self) -> None:
-        """Wait for the NOTIFYs in flight (each holds a pooled connection meanwhile)."""
-        pending = [t for t in self._tasks if t.get_name() == NOTIFY_TASK]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
     def committed(self) -> None:
-        """Call after a local commit that wrote changes."""
-        self._wake.set()
-        if self.pg_dsn and not self._notify_pending:
-            # Coalesced: one NOTIFY in flight at a time; a missed one is caught by the
-            # watchers' polling while they have subscribers.
-            self._notify_pending = True
-            task = asyncio.create_task(self._notify_others(), name=NOTIFY_TASK)
-            self._tasks.append(task)
-            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        """Call after a local commit that wrote changes. On PostgreSQL the commit's own
+        NOTIFY reaches this instance's listener too, so there is nothing to do."""
+        if not self.pg_dsn:
+            self._wake.set()
 
     async def wait_beyond(self, seq: int) -> int:
         """Wait until the head passes `seq`; returns the new head."""
@@ -81,6 +69,12 @@ class Notifier:
                 return self.head
         finally:
             self._listeners -= 1
+
+    async def _advance(self, head: int) -> None:
+        if head > self.head:
+            async with self._changed:
+                self.head = max(self.head, head)
+                self._changed.notify_all()
 
     async def _read_head(self) -> int:
         async with self.db.read() as session:
@@ -98,21 +92,7 @@ class Notifier:
                 log.warning("could not read the change-log head", exc_info=True)
                 await asyncio.sleep(self.poll_interval)
                 continue
-            if head > self.head:
-                async with self._changed:
-                    self.head = head
-                    self._changed.notify_all()
-
-    async def _notify_others(self) -> None:
-        try:
-            async with self.db.engine.connect() as conn:
-                await conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
-                await conn.commit()
-        except Exception:
-            log.warning("NOTIFY failed; other instances will catch up on their next poll",
-                        exc_info=True)
-        finally:
-            self._notify_pending = False
+            await self._advance(head)
 
     async def _listen(self, dsn: str) -> None:
         while True:
@@ -120,8 +100,11 @@ class Notifier:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._wake.set()  # catch up on anything missed while disconnected
-                    async for _ in conn.notifies():
-                        self._wake.set()
+                    async for note in conn.notifies():
+                        try:
+                            await self._advance(int(note.payload))
+                        except ValueError:  # no head in it (an older writer): read it
+                            self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from schema.enums import Role
 from schema.scope import Principal, viewer_of
 from server.db import Database
+from server.notify import Notifier
 from sync.protocol import MutationIn
 from sync.tables import Change, LogHead
 from tests.conftest import World
@@ -116,3 +117,33 @@ async def test_log_is_numbered_in_write_order_after_the_head(app: Any, db: Datab
     assert [r.seq for r in rows] == list(range(head + 1, head + 6))
     assert new_head == head + 5
     assert provisional == 0
+
+
+async def test_every_commit_that_grows_the_log_announces_its_head(app: Any, db: Database,
+                                                                   world: World) -> None:
+    """An instance learns the new head of a commit it did not make, without polling. On
+    PostgreSQL the commit's own NOTIFY carries it (nobody calls `committed()`: another
+    instance or a script wrote); on SQLite the local writer's `committed()` wakes the
+    head watcher."""
+    services = app.state.services
+    notifier = Notifier(db, services.notifier.pg_dsn, poll_interval=60)
+    await notifier.start()
+    try:
+        before = notifier.head
+        waiting = asyncio.create_task(notifier.wait_beyond(before))
+        await asyncio.sleep(0.3)  # the watcher has read the head: only news wakes it now
+        viewer = viewer_of(Principal(world.users["rep1"], Role.REP))
+        async with db.write() as s:
+            outs = await services.push.apply(s, viewer, [
+                MutationIn(0, "contact", "CREATE", str(uuid.uuid4()), None,
+                           {"accountId": str(world.accounts["rep1a"]), "firstName": "n",
+                            "lastName": "announced"})])
+            assert outs[0].status == "APPLIED"
+        if not notifier.pg_dsn:
+            notifier.committed()
+        heard = await asyncio.wait_for(waiting, 5)
+        async with db.read() as s:
+            head = (await s.execute(sa.select(LogHead.last_seq))).scalar_one()
+        assert heard == head == before + 1
+    finally:
+        await notifier.stop()
