@@ -164,6 +164,7 @@ class PushEngine:
 
         if fresh:
             stored = []
+            now = utcnow()
             for m, out in zip(fresh, outs, strict=True):
                 payload = out.to_json()
                 if out.status == "REJECTED":
@@ -171,7 +172,7 @@ class PushEngine:
                 stored.append({
                     "client_id": req.client_id, "mutation_id": m.mutation_id,
                     "entity": m.entity[:64], "row_id": _uuid_or_nil(m.id), "status": out.status,
-                    "result": payload, "at": utcnow(),
+                    "result": payload, "at": now,
                 })
             await bulk.insert(session, table_of(MutationResult), stored)
             client.last_mutation_id = fresh[-1].mutation_id

@@ -4,10 +4,11 @@ by the server, kept as `rejected` with the reason when a business rule fails."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,8 +23,8 @@ from schema.hooks import Hooks
 from schema.identity.tables import User
 from schema.orders.pricing import PriceFacts, ProductFacts, credit_available, line_total, unit_price
 from schema.orders.tables import Order, OrderLine
-from sync.codec import TableCodec
-from sync.model import among, dialect_name, new_id, table_of, utcnow
+from sync.codec import TableCodec, parse_uuid
+from sync.model import among, dialect_name, table_of, utcnow
 from sync.policies import WholeDocument
 from sync.registry import ChildSpec, EntitySpec, Registry, Rejection, Viewer
 
@@ -35,6 +36,8 @@ REP_STATUSES = (OrderStatus.DRAFT, OrderStatus.SUBMITTED, OrderStatus.CANCELLED)
 
 LINE_CODEC = TableCodec(table_of(OrderLine), exclude=frozenset({"order_id", "unit_cost_cents"}))
 LINE_INPUT = frozenset({"id", "product_id", "quantity", "discount_bp"})
+#: What a client may set on a line, by wire name; anything else it sends is ignored.
+LINE_INPUT_WIRE = frozenset(LINE_CODEC.by_column[c].wire for c in LINE_INPUT)
 
 
 @dataclass
@@ -49,15 +52,15 @@ class OrderCtx:
     #: share their accounts, products and day.
     quotes: dict[tuple[uuid.UUID, uuid.UUID, date], tuple[int, int]] = field(
         default_factory=dict)
+    #: When the batch is judged: its orders are submitted at the same instant.
+    now: datetime = field(default_factory=utcnow)
 
 
 def _parse_lines(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     lines = []
     for i, item in enumerate(raw):
-        known = {k: v for k, v in item.items() if LINE_CODEC.by_wire.get(k) is not None}
         try:
-            parsed = LINE_CODEC.parse({k: v for k, v in known.items()
-                                       if LINE_CODEC.by_wire[k].column in LINE_INPUT})
+            parsed = LINE_CODEC.parse({k: v for k, v in item.items() if k in LINE_INPUT_WIRE})
         except ValueError as e:
             raise Rejection("INVALID_FIELD", f"lines[{i}]: {e}", f"lines[{i}]") from None
         if "product_id" not in parsed or "quantity" not in parsed:
@@ -79,9 +82,10 @@ def _is_admin(viewer: Viewer) -> bool:
 
 
 def order_number(year: int) -> str:
-    """A short human-facing number. Drawn from a server-minted UUIDv7's random bits, not
-    from the client's id, so two devices can never collide on purpose or by accident."""
-    return f"SO-{year}-{new_id().hex[-10:].upper()}"
+    """A short human-facing number: 40 random bits drawn by the server, not taken from the
+    client's id, so two devices can never collide on purpose or by accident (the unique
+    index catches the 1-in-10^12 draw)."""
+    return f"SO-{year}-{secrets.token_hex(5).upper()}"
 
 
 class OrderHooks(Hooks):
@@ -93,7 +97,7 @@ class OrderHooks(Hooks):
         for r in rows:
             for line in r.get("_children") or ():
                 with contextlib.suppress(ValueError):
-                    product_ids.add(uuid.UUID(str(line.get("productId"))))
+                    product_ids.add(parse_uuid(line.get("productId")))
             product_ids.update(c["product_id"] for c in r.get("_current_children") or ())
         # Core rows, not ORM entities: this runs for every push batch with orders.
         ctx.max_discount_bp = (await session.execute(
@@ -253,11 +257,11 @@ class OrderHooks(Hooks):
         if status is OrderStatus.SUBMITTED:
             ctx.exposure[row["account_id"]] = ctx.exposure.get(row["account_id"], 0) + total
             if current is None or current["status"] is not OrderStatus.SUBMITTED:
-                row["submitted_at"] = utcnow()
+                row["submitted_at"] = ctx.now
             if not row.get("number"):
                 row["number"] = order_number(row["order_date"].year)
         if status is OrderStatus.CONFIRMED and not row.get("confirmed_at"):
-            row["confirmed_at"] = utcnow()
+            row["confirmed_at"] = ctx.now
         return row
 
 
