@@ -275,8 +275,8 @@ class _Page:
         ch = spec.child
         rows = await self.session.execute(
             sa.select(*_columns(ch.table, self.dialect))
-            .where(among(self.session, ch.table.c[ch.parent_column], ids))
-            .order_by(ch.table.c[ch.order_by]))
+            .where(among(self.dialect, ch.table.c[ch.parent_column], "ids"))
+            .order_by(ch.table.c[ch.order_by]), {"ids": list(ids)})
         for r in rows.mappings():
             out[r[ch.parent_column]].append(r)
         return out
@@ -377,8 +377,8 @@ class _Page:
             t = spec.table
             visible = self._in_scope(t.c.scope_key).label("_visible")
             stmt = sa.select(*_columns(t, self.dialect), t.c.id.label("_id"), visible
-                             ).where(among(self.session, t.c.id, ids))
-            for r in (await self.session.execute(stmt)).mappings():
+                             ).where(among(self.dialect, t.c.id, "ids"))
+            for r in (await self.session.execute(stmt, {"ids": list(ids)})).mappings():
                 current[(entity, r["_id"])] = r
             live = [i for i in ids if (entity, i) in current and not current[(entity, i)]["deleted"]]
             kids[entity] = await self._children(spec, live)

@@ -4,6 +4,7 @@ by the server, kept as `rejected` with the reason when a business rule fails."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,60 @@ def order_number(year: int) -> str:
     return f"SO-{year}-{secrets.token_hex(5).upper()}"
 
 
+@dataclass(frozen=True)
+class _Queries:
+    max_discount: sa.Executable
+    accounts: sa.Executable
+    exposure: sa.Executable
+    products: sa.Executable
+    prices: sa.Executable
+
+
+@functools.cache
+def _queries(dialect: str) -> _Queries:
+    """What `prepare` reads, built once per dialect: building these statements cost a
+    tenth of a push batch's CPU."""
+    accounts = sa.select(col(Account.id), col(Account.credit_limit_cents),
+                         col(Account.status), col(Account.owner_id)
+                         ).where(among(dialect, col(Account.id), "accounts"))
+    if dialect == "postgresql":
+        # Serialise credit checks per account: two parallel submits cannot both pass.
+        accounts = accounts.order_by(col(Account.id)).with_for_update()
+    invoiced = sa.select(col(Invoice.order_id)).where(col(Invoice.order_id).is_not(None))
+    unbilled = (
+        sa.select(col(Order.account_id), sa.func.sum(col(Order.total_cents)))
+        .where(among(dialect, col(Order.account_id), "accounts"),
+               col(Order.status).in_(EXPOSED), col(Order.deleted).is_(False),
+               sa.not_(among(dialect, col(Order.id), "batch")),
+               col(Order.id).not_in(invoiced))
+        .group_by(col(Order.account_id))
+    )
+    open_ar = (
+        sa.select(col(Invoice.account_id), sa.func.sum(col(Invoice.amount_open_cents)))
+        .where(among(dialect, col(Invoice.account_id), "accounts"),
+               col(Invoice.status) == InvoiceStatus.OPEN, col(Invoice.deleted).is_(False))
+        .group_by(col(Invoice.account_id))
+    )
+    return _Queries(
+        max_discount=sa.select(col(User.max_discount_bp)).where(
+            col(User.id) == sa.bindparam("user")),
+        accounts=accounts,
+        exposure=sa.union_all(unbilled, open_ar),
+        products=sa.select(col(Product.id), col(Product.active), col(Product.deleted),
+                           col(Product.unit_price_cents), col(Product.unit_cost_cents),
+                           col(Product.name)).where(among(dialect, col(Product.id), "products")),
+        prices=sa.select(
+            col(PriceEntry.product_id), col(PriceEntry.account_id),
+            col(PriceEntry.unit_price_cents), col(PriceEntry.discount_bp),
+            col(PriceEntry.valid_from), col(PriceEntry.valid_to),
+        ).where(
+            among(dialect, col(PriceEntry.product_id), "products"),
+            col(PriceEntry.deleted).is_(False),
+            sa.or_(col(PriceEntry.account_id).is_(None),
+                   among(dialect, col(PriceEntry.account_id), "accounts"))),
+    )
+
+
 class OrderHooks(Hooks):
     async def prepare(self, session: AsyncSession, viewer: Viewer,
                       rows: Sequence[Mapping[str, Any]]) -> OrderCtx:
@@ -99,54 +154,23 @@ class OrderHooks(Hooks):
                 with contextlib.suppress(ValueError):
                     product_ids.add(parse_uuid(line.get("productId")))
             product_ids.update(c["product_id"] for c in r.get("_current_children") or ())
-        # Core rows, not ORM entities: this runs for every push batch with orders.
+        # Core rows, not ORM entities, from statements built once: this runs for every
+        # push batch with orders.
+        q = _queries(dialect_name(session))
         ctx.max_discount_bp = (await session.execute(
-            sa.select(col(User.max_discount_bp)).where(col(User.id) == viewer.user_id)
-        )).scalar_one_or_none() or 0
+            q.max_discount, {"user": viewer.user_id})).scalar_one_or_none() or 0
         if account_ids:
-            stmt = sa.select(col(Account.id), col(Account.credit_limit_cents),
-                             col(Account.status), col(Account.owner_id)
-                             ).where(among(session, col(Account.id), account_ids))
-            if dialect_name(session) == "postgresql":
-                # Serialise credit checks per account: two parallel submits cannot both pass.
-                stmt = stmt.order_by(col(Account.id)).with_for_update()
-            ctx.accounts = {r.id: r._mapping for r in await session.execute(stmt)}
-            ids_in_batch = [r["id"] for r in rows]
-            invoiced = sa.select(col(Invoice.order_id)).where(col(Invoice.order_id).is_not(None))
-            unbilled = (
-                sa.select(col(Order.account_id), sa.func.sum(col(Order.total_cents)))
-                .where(among(session, col(Order.account_id), account_ids),
-                       col(Order.status).in_(EXPOSED), col(Order.deleted).is_(False),
-                       sa.not_(among(session, col(Order.id), ids_in_batch)),
-                       col(Order.id).not_in(invoiced))
-                .group_by(col(Order.account_id))
-            )
-            open_ar = (
-                sa.select(col(Invoice.account_id), sa.func.sum(col(Invoice.amount_open_cents)))
-                .where(among(session, col(Invoice.account_id), account_ids),
-                       col(Invoice.status) == InvoiceStatus.OPEN, col(Invoice.deleted).is_(False))
-                .group_by(col(Invoice.account_id))
-            )
-            for acc, total in await session.execute(sa.union_all(unbilled, open_ar)):
+            accounts = {"accounts": list(account_ids)}
+            ctx.accounts = {r.id: r._mapping for r in await session.execute(q.accounts, accounts)}
+            batch = {**accounts, "batch": [r["id"] for r in rows]}
+            for acc, total in await session.execute(q.exposure, batch):
                 ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
         if product_ids:
-            products = sa.select(col(Product.id), col(Product.active), col(Product.deleted),
-                                 col(Product.unit_price_cents), col(Product.unit_cost_cents),
-                                 col(Product.name)).where(among(session, col(Product.id),
-                                                                product_ids))
-            for p in await session.execute(products):
+            wanted = {"products": list(product_ids), "accounts": list(account_ids)}
+            for p in await session.execute(q.products, wanted):
                 ctx.products[p.id] = ProductFacts(p.id, p.active and not p.deleted,
                                                   p.unit_price_cents, p.unit_cost_cents, p.name)
-            entries = sa.select(
-                col(PriceEntry.product_id), col(PriceEntry.account_id),
-                col(PriceEntry.unit_price_cents), col(PriceEntry.discount_bp),
-                col(PriceEntry.valid_from), col(PriceEntry.valid_to),
-            ).where(
-                among(session, col(PriceEntry.product_id), product_ids),
-                col(PriceEntry.deleted).is_(False),
-                sa.or_(col(PriceEntry.account_id).is_(None),
-                       among(session, col(PriceEntry.account_id), account_ids)))
-            for e in await session.execute(entries):
+            for e in await session.execute(q.prices, wanted):
                 ctx.prices.setdefault(e.product_id, []).append(PriceFacts(*e))
         return ctx
 
