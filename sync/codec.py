@@ -33,6 +33,8 @@ def camel(name: str) -> str:
 #: pure Python, a dict hit a tenth of that. Bounded by clearing: entries are immutable.
 _UUIDS: dict[str, uuid.UUID] = {}
 _TEXTS: dict[uuid.UUID, str] = {}
+#: Likewise timestamps: a batch's rows share one instant.
+_DATETIMES: dict[datetime, str] = {}
 _CACHE_MAX = 8192
 
 
@@ -71,19 +73,16 @@ def parse_datetime(v: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
-#: The last timestamp formatted, and its text: a batch's rows share one `now`.
-_last_datetime: tuple[datetime | None, str] = (None, "")
-
-
 def _format_datetime(v: datetime | str) -> str:
-    global _last_datetime
     # A str is already wire text: the pull formats timestamps in SQL (`sync.pull`).
     if isinstance(v, str):
         return v
-    last, text = _last_datetime
-    if v is not last:
+    text = _DATETIMES.get(v)
+    if text is None:
         text = v.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        _last_datetime = (v, text)
+        if len(_DATETIMES) >= _CACHE_MAX:
+            _DATETIMES.clear()
+        _DATETIMES[v] = text
     return text
 
 

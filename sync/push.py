@@ -394,7 +394,8 @@ class PushEngine:
             spec = self.registry[name]
             batch = [{**state.rows.get((name, p.row_id), {}), **p.values, "id": p.row_id,
                       "_children": p.children,
-                      "_current_children": state.children.get((name, p.row_id))}
+                      "_current_children": state.children.get((name, p.row_id)),
+                      "_stored": (name, p.row_id) in state.rows}
                      for p in items if p.spec.name == name]
             state.ctx[name] = await spec.hooks.prepare(session, viewer, batch)
         return state

@@ -69,7 +69,9 @@ class EntityHooks(Protocol):
     async def prepare(
         self, session: AsyncSession, viewer: Viewer, rows: Sequence[Mapping[str, Any]]
     ) -> Any:
-        """Prefetch, in a few statements, what validating this batch needs."""
+        """Prefetch, in a few statements, what validating this batch needs. Each row is
+        the stored one (if any) with the sent values over it, plus `_children` (sent),
+        `_current_children` (stored) and `_stored` (whether the row exists yet)."""
 
     def defaults(self, viewer: Viewer, values: dict[str, Any]) -> dict[str, Any]:
         """Fill what the server decides for a new row (e.g. its owner is its creator)."""

@@ -162,7 +162,8 @@ class OrderHooks(Hooks):
         if account_ids:
             accounts = {"accounts": list(account_ids)}
             ctx.accounts = {r.id: r._mapping for r in await session.execute(q.accounts, accounts)}
-            batch = {**accounts, "batch": [r["id"] for r in rows]}
+            # Stored orders of this batch are judged again: their old totals don't count.
+            batch = {**accounts, "batch": [r["id"] for r in rows if r.get("_stored")]}
             for acc, total in await session.execute(q.exposure, batch):
                 ctx.exposure[acc] = ctx.exposure.get(acc, 0) + int(total or 0)
         if product_ids:
