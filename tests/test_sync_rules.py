@@ -179,6 +179,21 @@ async def test_credit_check_counts_earlier_orders_in_the_same_batch(as_user: Any
     assert b["status"] == "REJECTED" and b["error"]["code"] == "CREDIT_LIMIT_EXCEEDED"
 
 
+async def test_an_edited_submitted_order_is_judged_without_its_old_total(
+        as_user: Any, world: World) -> None:
+    """Raising a stored order from 600.00 to 900.00 on a 1,000.00 credit line passes: its
+    own old total is not exposure against itself (600 + 900 would exceed the line)."""
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(world.accounts["rep1a"])  # credit limit 1,000.00
+    order = str(uuid.uuid4())
+    [a] = await phone.push_ok(phone.m("order", "CREATE", order, {
+        "accountId": acc, "lines": [{"productId": str(world.products["cola"]), "quantity": 60}]}))
+    assert a["status"] == "APPLIED" and a["data"]["totalCents"] == 60_000
+    [b] = await phone.push_ok(phone.m("order", "UPDATE", order, {
+        "lines": [{"productId": str(world.products["cola"]), "quantity": 90}]}, base=1))
+    assert b["status"] == "APPLIED" and b["data"]["totalCents"] == 90_000
+
+
 async def test_resolve_conflict_applies_the_kept_side(as_user: Any, world: World) -> None:
     rep1, manager = await as_user("rep1"), await as_user("manager1")
     phone = Device(rep1, "phone")
