@@ -53,13 +53,19 @@ async def _copy(conn: AsyncConnection, table: sa.Table, names: tuple[str, ...],
     convert = [(i, p, _json_null(table.c[names[i]])) for i, p in enumerate(procs)
                if p is not None]
     sql = f"COPY {prep.format_table(table)} ({quoted}) FROM STDIN"
-    async with driver.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            values = [row[n] for n in names]
-            for i, p, none_too in convert:
-                if values[i] is not None or none_too:
-                    values[i] = p(values[i])
-            await copy.write_row(values)
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        async with driver.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                values = [row[n] for n in names]
+                for i, p, none_too in convert:
+                    if values[i] is not None or none_too:
+                        values[i] = p(values[i])
+                await copy.write_row(values)
+    except dbapi.Error as exc:
+        # As SQLAlchemy raises it for any other statement: callers tell a constraint the
+        # rules missed from a lost connection by its class (`sa.exc.IntegrityError`, …).
+        raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
 
 
 def _json_null(column: sa.Column[Any]) -> bool:

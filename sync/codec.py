@@ -103,12 +103,21 @@ def _format_date(v: date | str) -> str:
     return v if isinstance(v, str) else v.isoformat()
 
 
-def _parse_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        raise ValueError("expected an integer")
-    return v
+def _parse_int(bits: int) -> Callable[[Any], int]:
+    """Integers that fit the column (`bits` wide, signed), the same on every database:
+    SQLite would store a 64-bit value in an INTEGER column that PostgreSQL refuses."""
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def parse(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            if not (isinstance(v, float) and v.is_integer()):
+                raise ValueError("expected an integer")
+            v = int(v)
+        if not low <= v <= high:
+            raise ValueError(f"out of range ({low}..{high})")
+        return v
+
+    return parse
 
 
 def _parse_float(v: Any) -> float:
@@ -181,7 +190,8 @@ def codec_for(column: sa.Column[Any]) -> FieldCodec:
     elif isinstance(t, sa.Boolean):
         parse = _parse_bool
     elif isinstance(t, sa.Integer):
-        parse = _parse_int
+        bits = 64 if isinstance(t, sa.BigInteger) else 16 if isinstance(t, sa.SmallInteger) else 32
+        parse = _parse_int(bits)
     elif isinstance(t, sa.Float):
         parse = _parse_float
     elif isinstance(t, sa.Date):

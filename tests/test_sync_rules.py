@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 import sync.pull as pull_module
+from schema.bulk import insert_rows
+from server.db import Database
+from sync.bulk import COPY_MIN_ROWS
 from tests.conftest import World
 
 PUSH = """mutation($input: SyncPushInput!) { syncPush(input: $input) { lastMutationId
@@ -313,23 +316,25 @@ async def test_create_then_edit_in_one_batch(as_user: Any, world: World) -> None
                               "lines": [{"quantity": 2}, {"quantity": 1}]}
 
 
+@pytest.mark.parametrize("orders", [2, COPY_MIN_ROWS + 1])  # INSERT, and COPY on PostgreSQL
 async def test_a_database_error_refuses_one_mutation_not_the_batch(
-        as_user: Any, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    import schema.orders.sync as orders
+        as_user: Any, world: World, monkeypatch: pytest.MonkeyPatch, orders: int) -> None:
+    import schema.orders.sync as order_rules
 
-    monkeypatch.setattr(orders, "order_number", lambda year: "SO-SAME")  # force a collision
+    monkeypatch.setattr(order_rules, "order_number", lambda year: "SO-SAME")  # a collision
     phone = Device(await as_user("rep1"), "phone")
     acc = str(world.accounts["rep1a"])
     line = [{"productId": str(world.products["chips"]), "quantity": 1}]
-    batch = [phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line}),
-             phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line}),
+    batch = [*(phone.m("order", "CREATE", str(uuid.uuid4()), {"accountId": acc, "lines": line})
+               for _ in range(orders)),
              phone.m("contact", "CREATE", str(uuid.uuid4()), {"accountId": acc,
                                                               "firstName": "A", "lastName": "B"})]
     first = await phone.push_ok(*batch)
-    assert [r["status"] for r in first] == ["APPLIED", "REJECTED", "APPLIED"]
-    assert first[1]["error"]["code"] == "INTERNAL_ERROR"
+    assert [r["status"] for r in first] == ["APPLIED", *["REJECTED"] * (orders - 1), "APPLIED"]
+    assert {r["error"]["code"] for r in first[1:-1]} == {"INTERNAL_ERROR"}
     again = (await phone.push(*batch))["data"]["syncPush"]
-    assert again["lastMutationId"] == 3 and again["results"] == first  # replayed, not wedged
+    assert again["lastMutationId"] == orders + 1
+    assert again["results"] == first  # replayed, not wedged
 
 
 async def test_rejected_order_is_resubmitted_by_fixing_its_lines(as_user: Any, world: World) -> None:
@@ -475,3 +480,32 @@ async def test_a_mutation_with_a_huge_integer_is_rejected_and_kept_not_wedged(
     assert (await rep.push_ok(rep.m("account", "UPDATE", str(world.accounts["rep1a"]),
                                     {"name": "fine"}, base=1)))[0]["status"] in (
         "APPLIED", "MERGED")
+
+
+async def test_an_integer_too_wide_for_its_column_is_refused_alone(
+        as_user: Any, world: World, db: Database) -> None:
+    """A quantity of 2**40 fits SQLite but not PostgreSQL's INTEGER: both refuse it as
+    INVALID_FIELD, and only that mutation. (On PostgreSQL it used to fail the whole
+    batch's COPY with a retryable internal error, for ever.) Amounts that would not fit
+    64 bits of cents are refused too, and nothing of either is stored."""
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(world.accounts["rep1a"])
+    cola = str(world.products["cola"])
+    async with db.write() as s:
+        [gold] = await insert_rows(s, "product", [{
+            "sku": "SKU-GOLD", "name": "Gold", "category": "bullion",
+            "unit_price_cents": 2**62, "unit_cost_cents": 2**61}])
+    lines = [{"productId": cola, "quantity": 1} for _ in range(3)]
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    ok, wide, ok2, huge = await phone.push_ok(
+        phone.m("order", "CREATE", ids[0], {"accountId": acc, "status": "DRAFT", "lines": lines}),
+        phone.m("order", "CREATE", ids[1], {"accountId": acc, "status": "DRAFT", "lines": [
+            *lines, {"productId": cola, "quantity": 2**40}]}),
+        phone.m("order", "CREATE", ids[2], {"accountId": acc, "status": "DRAFT", "lines": lines}),
+        phone.m("order", "CREATE", ids[3], {"accountId": acc, "status": "DRAFT", "lines": [
+            {"productId": str(gold), "quantity": 2}]}))
+    assert ok["status"] == ok2["status"] == "APPLIED"
+    assert wide["status"] == "REJECTED" and wide["error"]["code"] == "INVALID_FIELD"
+    assert wide["error"]["field"] == "lines[3]" and "out of range" in wide["error"]["message"]
+    assert huge["status"] == "REJECTED" and huge["error"]["code"] == "AMOUNT_TOO_LARGE"
+    assert wide["data"] is None and huge["data"] is None

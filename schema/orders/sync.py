@@ -34,6 +34,8 @@ EXPOSED = (OrderStatus.SUBMITTED, OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
 #: Statuses after which a rep can no longer change the order.
 LOCKED = (OrderStatus.CONFIRMED, OrderStatus.FULFILLED, OrderStatus.CANCELLED)
 REP_STATUSES = (OrderStatus.DRAFT, OrderStatus.SUBMITTED, OrderStatus.CANCELLED)
+#: The largest amount a BIGINT column holds.
+MAX_CENTS = (1 << 63) - 1
 
 LINE_CODEC = TableCodec(table_of(OrderLine), exclude=frozenset({"order_id", "unit_cost_cents"}))
 LINE_INPUT = frozenset({"id", "product_id", "quantity", "discount_bp"})
@@ -257,6 +259,9 @@ class OrderHooks(Hooks):
                 "discount_bp": disc, "line_total_cents": amount,
                 "unit_cost_cents": product.unit_cost_cents,
             })
+        if max(subtotal, cost) > MAX_CENTS:  # not kept: it could not be stored either
+            raise Rejection("AMOUNT_TOO_LARGE", "the order's amounts are too large to store; "
+                            "check the quantities", "lines")
         row.update(subtotal_cents=subtotal, discount_cents=discount, total_cents=total,
                    cost_cents=cost, _children=priced)
         if status is OrderStatus.SUBMITTED:
