@@ -21,8 +21,9 @@ class Order(SyncedModel, table=True):
     contact_id: uuid.UUID | None = Field(default=None, foreign_key="contact.id")
     rep_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
     order_date: date = Field(index=True)
+    # Not indexed: six values, never looked up alone (migration 0008).
     status: OrderStatus = Field(
-        default=OrderStatus.DRAFT, sa_type=enum_column(OrderStatus, "order_status"), index=True
+        default=OrderStatus.DRAFT, sa_type=enum_column(OrderStatus, "order_status")
     )
     status_reason_code: str | None = Field(default=None, max_length=64)
     status_reason: str | None = Field(default=None, max_length=500)
