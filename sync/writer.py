@@ -287,15 +287,22 @@ async def _holders(session: AsyncSession, keys: set[Any]) -> dict[uuid.UUID, uui
 
 def _child_row(table: sa.Table, values: Mapping[str, Any], parent: str,
                parent_id: uuid.UUID) -> dict[str, Any]:
-    row = {name: values[name] if name in values else column_default(col)
-           for name, col in _columns(table)}
+    columns, own = _columns(table, parent)
+    if values.keys() == own:  # every column but the parent's, as the hooks build them
+        row = dict(values)
+    else:
+        row = {name: values[name] if name in values else column_default(col)
+               for name, col in columns}
     row[parent] = parent_id
     return row
 
 
 @functools.cache
-def _columns(table: sa.Table) -> tuple[tuple[str, sa.Column[Any]], ...]:
-    return tuple((col.name, col) for col in table.columns)
+def _columns(table: sa.Table, parent: str
+             ) -> tuple[tuple[tuple[str, sa.Column[Any]], ...], frozenset[str]]:
+    """A child table's columns, and the names of all but its parent's."""
+    return (tuple((col.name, col) for col in table.columns),
+            frozenset(col.name for col in table.columns if col.name != parent))
 
 
 def _json_prev(w: RowWrite) -> dict[str, Any] | None:
