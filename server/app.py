@@ -229,6 +229,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # process: out of the collector's sight, a full collection no longer walks it
         # (it cost ~100 ms in the middle of a large sync page).
         gc.freeze()
+        # A push batch allocates some 100,000 objects: at the default threshold (700) the
+        # young generation was collected every few hundred microseconds and the older ones
+        # walked every in-flight request's objects, 4-5 % of the server's CPU under load.
+        # Cycles are still collected, after 10,000 net allocations instead of 700.
+        gc.set_threshold(10_000, 10, 10)
         yield
         await services.close()
 
