@@ -3,8 +3,8 @@
 A push stores a few hundred rows per batch (orders, their lines, change-log rows,
 mutation results). Through the ORM's bulk path or plain `executemany` each row costs
 tens of microseconds of Python in SQLAlchemy and psycopg; psycopg's COPY writes rows in
-C, and in binary format a third as dear again as in text (no formatting and escaping of
-ids, numbers and timestamps). Values go through each column type's own bind processor
+C, and in binary format for a third of what text format costs (no formatting and
+escaping of ids, numbers and timestamps). Values go through each column type's own bind processor
 first (UTC timestamps, enum names, JSON), so COPY stores exactly what an INSERT would
 (`tests/test_bulk.py`). Binary COPY needs values of the column's type, as the write path
 has them (parsed by the codec or made by the engine): an id as a UUID, not its text. It
@@ -90,7 +90,6 @@ def _processors(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) ->
 _BINARY: tuple[tuple[type[sa.types.TypeEngine[Any]], str], ...] = (
     (sa.Uuid, "uuid"), (sa.BigInteger, "int8"), (sa.SmallInteger, "int2"),
     (sa.Integer, "int4"), (sa.Boolean, "bool"), (sa.Date, "date"), (sa.String, "text"),
-    (sa.Float, "float8"),
 )
 
 
@@ -107,6 +106,9 @@ def _binary_types(table: sa.Table, names: tuple[str, ...]) -> list[str] | None:
             out.append("timestamptz" if t.timezone else "timestamp")
         elif isinstance(t, sa.JSON) and type(t) is sa.JSON:
             out.append("json")
+        elif isinstance(t, sa.Float):  # PostgreSQL's FLOAT(p) is real up to 24 bits
+            out.append("float4" if isinstance(t, sa.REAL) or (t.precision or 53) <= 24
+                       else "float8")
         else:
             kind = next((pg for cls, pg in _BINARY if isinstance(t, cls)), None)
             if kind is None:
