@@ -67,6 +67,12 @@ class LoginFigures:
     retried: list[str] = field(default_factory=list)
 
 
+async def login(http: httpx.AsyncClient, email: str) -> str:
+    """One rep's access token, through the `login` mutation."""
+    body = await gql(http, LOGIN, {"e": email, "p": PASSWORD})
+    return str(body["data"]["login"]["accessToken"])
+
+
 async def _login_one(http: httpx.AsyncClient, rep: Rep, gate: asyncio.Semaphore,
                      fig: LoginFigures, attempts: int) -> None:
     for attempt in range(attempts):

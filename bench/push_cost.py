@@ -36,7 +36,7 @@ import httpx
 import uvloop
 
 from bench import client as dev
-from bench.dataset import PASSWORD, PG_URL, fresh_database, seed, settings_for
+from bench.dataset import PG_URL, fresh_database, seed, settings_for
 from server.app import create_app
 
 REPS = 10
@@ -60,10 +60,7 @@ async def run(url: str, batches: int, size: int, helper: str | None) -> float:
     probe = ctypes.CDLL(helper) if helper else None
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cost",
                                  timeout=600) as http:
-        tokens = {}
-        for rep in world.pushers:
-            login = await dev.gql(http, dev.LOGIN, {"e": rep.email, "p": PASSWORD})
-            tokens[rep.email] = str(login["data"]["login"]["accessToken"])
+        tokens = {rep.email: await dev.login(http, rep.email) for rep in world.pushers}
         await _push(http, tokens, *work[0])  # imports, caches and prepared statements
         if probe is not None:
             probe.start()

@@ -29,7 +29,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench import client as dev
-from bench.dataset import PASSWORD, PG_URL, fresh_database, seed, settings_for
+from bench.dataset import PG_URL, fresh_database, seed, settings_for
 from server.app import create_app
 
 
@@ -115,7 +115,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://bench",
                                  timeout=dev.TIMEOUT) as http:
         pusher, puller = world.pushers[0], world.puller
-        tokens = {r.email: await _login(http, r.email) for r in (pusher, puller)}
+        tokens = {r.email: await dev.login(http, r.email) for r in (pusher, puller)}
         box = dev.outboxes([pusher], args.batches * args.batch, world.products, rng)[0]
         for i in range(args.batches):
             chunk = box[i * args.batch:(i + 1) * args.batch]
@@ -146,11 +146,6 @@ async def _pulls(args: argparse.Namespace, http: httpx.AsyncClient, rec: Recorde
         await _timed(rec, f"empty pull {i + 1}",
                      dev.pull_page(http, token, "trace-pull", cursor, args.page),
                      args.show_sql and i == 0)
-
-
-async def _login(http: httpx.AsyncClient, email: str) -> str:
-    body = await dev.gql(http, dev.LOGIN, {"e": email, "p": PASSWORD})
-    return str(body["data"]["login"]["accessToken"])
 
 
 def main(argv: list[str] | None = None) -> int:
