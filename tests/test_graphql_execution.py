@@ -147,3 +147,22 @@ def test_the_app_schema_uses_the_fast_path() -> None:
         for make in extensions(GraphQLLimits(production=production)):
             ext = make()
             assert type(ext).resolve is SchemaExtension.resolve, type(ext).__name__
+
+
+class _Counting(FastLeafExecutionContext):
+    objects = 0
+
+    def complete_object_value(self, *args: Any) -> Any:
+        type(self).objects += 1
+        return super().complete_object_value(*args)
+
+
+def test_a_list_of_plain_objects_is_completed_without_graphql_cores_per_item_work() -> None:
+    _Counting.objects = 0
+    assert _run(_Counting, "{ items { id op version note } }") == _run(
+        StrawberryGraphQLCoreExecutionContext, "{ items { id op version note } }")
+    assert _Counting.objects == 0
+    # A list the loop cannot complete goes back to graphql-core, item by item.
+    _Counting.objects = 0
+    _run(_Counting, "{ strict { id required } }")
+    assert _Counting.objects == 2
