@@ -50,7 +50,18 @@ def parse_uuid(v: Any) -> uuid.UUID:
         if len(_UUIDS) >= _CACHE_MAX:
             _UUIDS.clear()
         _UUIDS[v] = parsed
+        if _is_canonical(v):  # its text is what `str` would make: skip making it again
+            if len(_TEXTS) >= _CACHE_MAX:
+                _TEXTS.clear()
+            _TEXTS[parsed] = v
     return parsed
+
+
+def _is_canonical(v: str) -> bool:
+    """Whether `v`, which `uuid.UUID` has just read, is the UUID's own text: 36 characters
+    with its four hyphens in place leave 32 hex digits, and they are lower case."""
+    return (len(v) == 36 and v[8] == "-" and v[13] == "-" and v[18] == "-" and v[23] == "-"
+            and v == v.lower())
 
 
 def _parse_date(v: Any) -> date:

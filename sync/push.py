@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from sync import bulk
-from sync.codec import CodecError, parse_datetime
+from sync.codec import CodecError, parse_datetime, parse_uuid
 from sync.hlc import HybridClock
 from sync.model import among, dialect_name, metadata, new_id, table_of, utcnow
 from sync.policies import History, Merge
@@ -275,8 +275,8 @@ class PushEngine:
         if spec is None:
             return _reject(m, "UNKNOWN_ENTITY", f"unknown entity '{m.entity}'", "entity")
         try:
-            row_id = uuid.UUID(m.id)
-        except (ValueError, TypeError, AttributeError):
+            row_id = parse_uuid(m.id)
+        except ValueError:
             return _reject(m, "INVALID_ID", "id must be a UUID (UUIDv7 recommended)", "id")
         if m.op not in ("CREATE", "UPDATE", "DELETE"):
             return _reject(m, "INVALID_OP", f"unknown op '{m.op}'", "op")
@@ -324,8 +324,9 @@ class PushEngine:
         for name, ids in by_spec.items():
             spec = self.registry[name]
             found = []
+            # Unsorted: the statement locks in id order itself (sorting UUIDs is Python).
             rows = await session.execute(_rows_query(dialect, spec.table),
-                                         {"ids": sorted(set(ids))})
+                                         {"ids": list(set(ids))})
             for row in rows.mappings():
                 state.rows[(name, row["id"])] = dict(row)
                 found.append(row["id"])
@@ -510,8 +511,9 @@ class PushEngine:
                     raise
                 kept, values = r, r.keep
             children = values.pop("_children", None)
-            values.pop("id", None)
-            scope = spec.scope_of({**values, "id": p.row_id})
+            values["id"] = p.row_id  # the hook may have dropped it; some scopes are the id
+            scope = spec.scope_of(values)
+            del values["id"]
             changes.add(RowWrite(spec, p.row_id, "insert", values, None, 1, scope, None, p.hlc,
                                  children), m.mutation_id)
             now = changes.now
@@ -745,8 +747,8 @@ def _skew_ms(mutations: Sequence[MutationIn]) -> int:
 
 def _uuid_or_nil(value: str) -> uuid.UUID:
     try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
+        return parse_uuid(value)  # read once already, by `_parse`: a cache hit
+    except ValueError:
         return uuid.UUID(int=0)
 
 

@@ -8,9 +8,11 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.db import Database
-from sync.codec import codec_for
+from sync.codec import _TEXTS, _UUIDS, _format_uuid, codec_for, parse_uuid
 from sync.model import UTCDateTime
 from sync.pull import _wire_text
 
@@ -47,3 +49,17 @@ async def test_ids_timestamps_and_dates_read_as_the_codec_writes_them(db: Databa
     assert sent == expected
     assert {r[1] for r in sent} >= {"2026-11-28T16:54:50Z", "2026-11-28T16:54:50.120000Z",
                                    "2026-05-31T23:30:00Z"}
+
+
+@given(st.uuids(), st.sampled_from(["canonical", "upper", "braces", "urn", "hex", "mixed"]))
+def test_an_id_read_from_any_spelling_is_sent_back_in_its_own_canonical_text(
+        value: uuid.UUID, spelling: str) -> None:
+    text = str(value)
+    sent = {"canonical": text, "upper": text.upper(), "braces": "{" + text + "}",
+            "urn": "urn:uuid:" + text, "hex": value.hex,
+            "mixed": text[:9] + text[9:].upper()}[spelling]
+    _UUIDS.clear()
+    _TEXTS.clear()
+    parsed = parse_uuid(sent)
+    assert parsed == value
+    assert _format_uuid(parsed) == text  # what a device compares and stores
