@@ -42,8 +42,9 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
         # Take transaction control from the driver: we emit BEGIN ourselves below.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        # The timeout first: the journal-mode pragma itself may wait for a lock.
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()

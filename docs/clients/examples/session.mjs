@@ -16,8 +16,28 @@ async function post(url, query, variables) {
     body: JSON.stringify({ query, variables }),
   });
   const body = await res.json();
-  if (body.errors) throw new Error(body.errors.map((e) => e.message).join('; '));
+  if (body.errors) {
+    const error = new Error(body.errors.map((e) => e.message).join('; '));
+    // UNAVAILABLE (HTTP 503, or 200 with the error): the database was busy; try again.
+    error.retryAfter = body.errors.some((e) => e.extensions?.retryable)
+      ? Number(res.headers.get('retry-after') ?? 1) : null;
+    throw error;
+  }
   return Object.values(body.data)[0];
+}
+
+// A login changes nothing that a second one would not, so it is retried when the server
+// says "retry" (up to 5 tries). Refreshes are not: a refresh token works once, and a
+// retry after a lost answer would present a used token.
+async function login(url, email, password) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await post(url, LOGIN, { email, password });
+    } catch (error) {
+      if (error.retryAfter == null || attempt === 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, error.retryAfter * 1000 * attempt));
+    }
+  }
 }
 
 /**
@@ -41,6 +61,6 @@ export async function signIn(url, email, password) {
     }, result.expiresIn * 800); // at 80 % of the lifetime
     session.timer.unref?.();
   }
-  keep(await post(url, LOGIN, { email, password }));
+  keep(await login(url, email, password));
   return session;
 }
