@@ -47,6 +47,14 @@ from sync.writer import ChangeSet, RowWrite, ScopeMove, flush
 log = logging.getLogger("fieldsync.sync")
 
 
+class IsolateMutations(Exception):
+    """A batch failed on a database error: roll back and push again with `isolate=True`."""
+
+    def __init__(self, cause: sa.exc.DBAPIError) -> None:
+        super().__init__(f"a mutation of the batch failed in the database: {cause.orig}")
+        self.cause = cause
+
+
 @dataclass
 class Limits:
     max_batch: int = 500
@@ -102,8 +110,17 @@ class PushEngine:
 
     # -- entry points ---------------------------------------------------------------
 
-    async def push(self, session: AsyncSession, viewer: Viewer, req: PushIn) -> PushOut:
-        """Apply a device's batch. The caller's unit of work commits it as a whole."""
+    async def push(self, session: AsyncSession, viewer: Viewer, req: PushIn,
+                   isolate: bool = False) -> PushOut:
+        """Apply a device's batch. The caller's unit of work commits it as a whole.
+
+        A database error caused by one mutation (a constraint the rules missed) must
+        refuse that mutation only. Without `isolate` the batch is applied as it is, and
+        such an error raises `IsolateMutations`: the caller rolls its unit of work back
+        and calls again with `isolate=True`, which applies the mutations one by one,
+        each in a savepoint. A savepoint around every batch cost two round trips and a
+        subtransaction, for an error that is a bug when it happens.
+        """
         if req.protocol_version not in PROTOCOL_VERSIONS:
             raise SyncRequestError(
                 "UNSUPPORTED_PROTOCOL",
@@ -159,7 +176,15 @@ class PushEngine:
             order.append(("fresh", m.mutation_id))
             expected += 1
 
-        outs = await self._apply_isolated(session, viewer, fresh, client)
+        if isolate:
+            outs = await self._apply_isolated(session, viewer, fresh, client)
+        else:
+            try:
+                outs = await self.apply(session, viewer, fresh, client)
+            except sa.exc.DBAPIError as exc:
+                if _transient(exc):
+                    raise
+                raise IsolateMutations(exc) from exc
         for out in outs:
             results[out.mutation_id] = out
 
@@ -202,18 +227,10 @@ class PushEngine:
 
     async def _apply_isolated(self, session: AsyncSession, viewer: Viewer,
                               mutations: Sequence[MutationIn], client: Client) -> list[MutationOut]:
-        """`apply`, but a database error caused by one mutation (a constraint the rules
-        missed) refuses that mutation only, instead of failing every resend of the batch.
-        Transient errors (connection lost, deadlock, lock timeout) still fail the whole
-        request, which the client retries."""
-        try:
-            async with session.begin_nested():
-                return await self.apply(session, viewer, mutations, client)
-        except sa.exc.DBAPIError as exc:
-            if _transient(exc):
-                raise
-            log.warning("batch of %d failed on a database error; applying one by one: %s",
-                        len(mutations), exc.orig)
+        """`apply`, one mutation at a time in a savepoint each: a database error caused by
+        one mutation refuses that mutation only, instead of failing every resend of the
+        batch. Transient errors (connection lost, deadlock, lock timeout) still fail the
+        whole request, which the client retries."""
         outs: list[MutationOut] = []
         for m in mutations:
             try:

@@ -7,6 +7,7 @@ foreign clientId, an oversized batch, a forged cursor) are GraphQL errors with
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
@@ -24,11 +25,15 @@ from strawberry.types.arguments import InputContext
 from schema import audit, metrics
 from schema import conflicts as conflict_service
 from schema import devices as device_service
+from schema.context import Context
 from sync import protocol
 from sync.model import utcnow
 from sync.protocol import MutationIn, PushIn, SyncRequestError
 from sync.pull import scope_changed
+from sync.push import IsolateMutations
 from sync.tables import Conflict as ConflictRow
+
+log = logging.getLogger("fieldsync.sync")
 
 
 @strawberry.enum
@@ -337,25 +342,39 @@ class SyncMutation:
                                   cast("dict[str, Any] | None", m.fields), m.client_time)
                        for m in input.mutations])
         try:
-            async with ctx.db.write() as session:
-                out = await ctx.push.push(session, ctx.viewer, req)
-                refused = [r.id for r in out.results if r.error and r.error.code == "NOT_FOUND"]
-                if refused:
-                    await audit.record(session, audit.SCOPE_REFUSED, user_id=ctx.me.user_id,
-                                       email=ctx.me.email, address=ctx.client_address,
-                                       detail={"clientId": req.client_id, "ids": refused[:50]})
+            try:
+                out = await _push(ctx, req, isolate=False)
+            except IsolateMutations as e:
+                log.warning("push of %d mutations failed in the database; applying them one "
+                            "by one: %s", len(req.mutations), e.cause.orig)
+                out = await _push(ctx, req, isolate=True)  # the first attempt rolled back
         except SyncRequestError as e:
             raise _request_error(e) from None
         if ctx.notify is not None:
             ctx.notify()
         metrics.count_push((r.status, r.error.code if r.error else None) for r in out.results)
         return SyncPushResult(last_mutation_id=out.last_mutation_id, results=[
-            SyncMutationResult(mutation_id=r.mutation_id, status=SyncStatus(r.status), id=r.id,
-                               version=r.version, data=r.data, conflict_id=r.conflict_id,
+            SyncMutationResult(mutation_id=r.mutation_id, status=SyncStatus(r.status),
+                               id=strawberry.ID(r.id), version=r.version,
+                               data=cast("JSON | None", r.data),
+                               conflict_id=None if r.conflict_id is None else strawberry.ID(
+                                   r.conflict_id),
                                error=_err(r.error), warnings=[_err(w) for w in r.warnings])
             for r in out.results])
 
 
+
+
+async def _push(ctx: Context, req: PushIn, isolate: bool) -> protocol.PushOut:
+    """One unit of work: the push, and an audit record of what was refused for scope."""
+    async with ctx.db.write() as session:
+        out = await ctx.push.push(session, ctx.viewer, req, isolate=isolate)
+        refused = [r.id for r in out.results if r.error and r.error.code == "NOT_FOUND"]
+        if refused:
+            await audit.record(session, audit.SCOPE_REFUSED, user_id=ctx.me.user_id,
+                               email=ctx.me.email, address=ctx.client_address,
+                               detail={"clientId": req.client_id, "ids": refused[:50]})
+    return out
 
 
 @strawberry.type(description="Your scope has news: pull with your own cursor.")
