@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from schema.analytics.common import Period, Scope, sold_orders
-from schema.analytics.rollup import RollupState, company_wide, in_periods, rollup_state
+from schema.analytics.rollup import RollupState, company_wide, rollup_state
 from schema.analytics.tables import BasketItemMonthly, BasketPairMonthly, SalesOrderMonthly
 from schema.orders.tables import Order, OrderLine
 from schema.scope import Principal
@@ -154,8 +154,7 @@ async def count_baskets_rolled(session: AsyncSession, period: Period, min_suppor
     buckets, live = rollups.split(period)
     if not buckets:
         return await count_baskets(session, transactions(None, period), min_support)
-    tx = sold_orders(None).with_only_columns(col(Order.id)).where(
-        in_periods(col(Order.order_date), live))
+    tx = sold_orders(None, periods=live).with_only_columns(col(Order.id))
     orders_t = table_of(SalesOrderMonthly)
     n_rolled = sa.select(sa.func.coalesce(sa.func.sum(orders_t.c.order_count), 0)).where(
         orders_t.c.bucket.in_(buckets)).scalar_subquery()

@@ -5,6 +5,7 @@ on orders, and the two SQL expressions whose spelling differs between SQLite and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -106,8 +107,10 @@ class Scope:
         return stmt.where(col(model.scope_key).in_(self.keys), col(model.deleted).is_(False))
 
 
-def sold_orders(scope: Scope | Principal | None, period: Period | None = None) -> sa.Select[Any]:
-    """`SELECT … FROM sales_order` restricted to sales the caller may read.
+def sold_orders(scope: Scope | Principal | None, period: Period | None = None,
+                periods: Iterable[Period] | None = None) -> sa.Select[Any]:
+    """`SELECT … FROM sales_order` restricted to sales the caller may read, dated in
+    `period` and in one of `periods` when given.
 
     Callers pick their columns with `.with_only_columns(...)` or select from it as a
     subquery. The scope is the account's (an order's scope key is its account's id), so a
@@ -127,7 +130,14 @@ def sold_orders(scope: Scope | Principal | None, period: Period | None = None) -
     stmt = stmt.where(sa.func.coalesce(col(Order.status), sa.literal("", sa.String)).in_(SOLD))
     if period is not None:
         stmt = stmt.where(col(Order.order_date).between(period.start, period.end))
+    if periods is not None:
+        stmt = stmt.where(in_periods(col(Order.order_date), periods))
     return stmt
+
+
+def in_periods(column: Any, periods: Iterable[Period]) -> sa.ColumnElement[bool]:
+    """`column` falls in one of `periods` (false for none)."""
+    return sa.or_(sa.false(), *(column.between(p.start, p.end) for p in periods))
 
 
 def month_key(column: Any) -> sa.ColumnElement[int]:

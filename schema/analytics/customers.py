@@ -20,9 +20,8 @@ from sqlmodel import col
 
 from schema.accounts.tables import Account
 from schema.analytics.common import Period, Scope, sold_orders
-from schema.analytics.rollup import RollupState, in_periods, rollup_state, scoped_accounts
+from schema.analytics.rollup import RollupState, rollup_state, scoped_accounts
 from schema.analytics.tables import SalesOrderMonthly
-from schema.orders.tables import Order
 from schema.scope import Principal
 from sync.model import table_of
 
@@ -79,7 +78,7 @@ async def top_customers(session: AsyncSession, scope: Scope | Principal, period:
             .where(t.c.bucket.in_(buckets), scoped_accounts(t.c.account_id, scope))
             .group_by(t.c.account_id))
     if live:
-        o = sold_orders(scope).where(in_periods(col(Order.order_date), live)).subquery("o")
+        o = sold_orders(scope, periods=live).subquery("o")
         parts.append(
             sa.select(o.c.account_id, sa.func.sum(o.c.total_cents).label("rev"),
                       sa.func.sum(o.c.cost_cents).label("cost"), sa.func.count().label("n"),

@@ -31,9 +31,8 @@ from sqlmodel import col
 
 from schema.accounts.tables import Account
 from schema.analytics.common import Period, date_diff, day, sold_orders
-from schema.analytics.rollup import RollupState, in_periods
+from schema.analytics.rollup import RollupState
 from schema.analytics.tables import SalesOrderMonthly
-from schema.orders.tables import Order
 from schema.scope import Principal, readable
 from sync.model import table_of
 
@@ -111,7 +110,7 @@ def _per_account(window: RfmWindow, rollups: RollupState) -> sa.Subquery:
                 (sa.func.sum(t.c.revenue_cents) if counted else sa.literal(0)).label("monetary"),
             ).where(t.c.bucket.in_(buckets)).group_by(t.c.account_id))
         if live:
-            o = sold_orders(None).where(in_periods(col(Order.order_date), live)).subquery("o")
+            o = sold_orders(None, periods=live).subquery("o")
             parts.append(sa.select(
                 o.c.account_id, sa.func.min(o.c.order_date).label("first_order"),
                 sa.func.max(o.c.order_date).label("last_order"),

@@ -207,10 +207,6 @@ async def _read_state(session: AsyncSession) -> RollupState:
                        not await _category_changed(session, row.seq), usable=True)
 
 
-def in_periods(column: Any, periods: Iterable[Period]) -> sa.ColumnElement[bool]:
-    return sa.or_(sa.false(), *(column.between(p.start, p.end) for p in periods))
-
-
 def _merged(periods: Iterable[Period]) -> list[Period]:
     """Day ranges sorted, adjacent or overlapping ones merged."""
     out: list[Period] = []
@@ -230,10 +226,9 @@ def _sold(periods: list[Period], by_day: bool) -> sa.Subquery:
     day = col(Order.order_date)
     bucket = month_key(day) * 100 + sa.cast(sa.extract("day", day), sa.Integer) \
         if by_day else month_key(day)
-    stmt = sold_orders(None).with_only_columns(
+    return sold_orders(None, periods=periods).with_only_columns(
         col(Order.id), col(Order.account_id), col(Order.rep_id), col(Order.order_date),
-        col(Order.total_cents), col(Order.cost_cents), bucket.label("m"))
-    return stmt.where(in_periods(col(Order.order_date), periods)).subquery("o")
+        col(Order.total_cents), col(Order.cost_cents), bucket.label("m")).subquery("o")
 
 
 def _line_cube(o: sa.Subquery, keys: Sequence[Any], src: Any) -> sa.Select[Any]:

@@ -32,7 +32,6 @@ from schema.analytics.rollup import (
     RollupState,
     bucket_month,
     company_wide,
-    in_periods,
     rollup_state,
     scoped_accounts,
 )
@@ -44,7 +43,7 @@ from schema.analytics.tables import (
     SalesProductTotalMonthly,
 )
 from schema.catalog.tables import Product
-from schema.orders.tables import Order, OrderLine
+from schema.orders.tables import OrderLine
 from schema.scope import Principal
 from sync.model import table_of
 
@@ -145,7 +144,7 @@ def per_order(scope: Scope | Principal, period: Period | Sequence[Period], filte
     ranges (the parts of a period the rollups do not cover).
     """
     periods = [period] if isinstance(period, Period) else list(period)
-    o = sold_orders(scope).where(in_periods(col(Order.order_date), periods)).subquery("o")
+    o = sold_orders(scope, periods=periods).subquery("o")
     by_line = quantity or bool(filters.product_ids or filters.categories
                                or {Dimension.PRODUCT, Dimension.CATEGORY} & set(dims))
     src: Any = sa.join(OrderLine, o, o.c.id == col(OrderLine.order_id)) if by_line else o
