@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -59,6 +60,7 @@ class Stage:
     #: Extra rows: name → ids (contacts per account, …).
     ids: dict[str, list[str]]
     tmp: Path
+    database_url: str
     tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, user: str) -> str:
@@ -139,7 +141,7 @@ def stage(template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = _module_database(template_url, tmp)
     world, ids = asyncio.run(_seed(url))
     with uvicorn_server(url, SECRET) as server:
-        yield Stage(server, world, ids, tmp)
+        yield Stage(server, world, ids, tmp, url)
     if PG_URL:
         base = PG_URL.rsplit("/", 1)[1]
         engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
@@ -390,3 +392,39 @@ def test_docs_example_runs_against_the_server(stage: Stage, example: str,
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for line in expected:
         assert line in proc.stdout, proc.stdout
+
+
+SIGN_IN = """import { signIn } from './session.mjs';
+const session = await signIn(process.argv[2], process.argv[3], process.argv[4]);
+session.stop();
+console.log(session.token ? 'signed in' : 'no token');
+"""
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="SQLite's busy timeout; PostgreSQL queues writers")
+def test_the_example_session_retries_a_login_while_the_database_is_busy(stage: Stage) -> None:
+    """The server answers UNAVAILABLE (retryable) when a write waits past the busy timeout;
+    the docs' shared session retries the login instead of failing the app's start."""
+    path = stage.database_url.removeprefix("sqlite:///")
+    log = stage.tmp / "busy-server.log"
+    with log.open("wb") as err, uvicorn_server(
+            stage.database_url, SECRET, {"FIELDSYNC_SQLITE_BUSY_TIMEOUT_MS": "200"},
+            stderr=err) as server, \
+            tempfile.TemporaryDirectory(prefix=".example-", dir=JS) as tmp:
+        shutil.copy(EXAMPLES / "session.mjs", tmp)
+        (Path(tmp) / "sign-in.mjs").write_text(SIGN_IN)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock for 1.5 s
+        try:
+            proc = subprocess.Popen(
+                [NODE or "node", "sign-in.mjs", server.url + "/graphql", "rep1@example.com",
+                 PASSWORD], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+        finally:
+            holder.rollback()
+            holder.close()
+        out, errors = proc.communicate(timeout=SCRIPT_TIMEOUT)
+    assert proc.returncode == 0, out + errors
+    assert "signed in" in out
+    # Refused at least once first (the server logs why it answered UNAVAILABLE).
+    assert "database is locked" in log.read_text()
