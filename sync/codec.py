@@ -7,6 +7,7 @@ Enum values travel as their GraphQL names (upper case).
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,11 +58,14 @@ def parse_uuid(v: Any) -> uuid.UUID:
     return parsed
 
 
+#: A UUID's own text, as `str` writes it. Nothing looser: `uuid.UUID` reads its digits
+#: with `int(_, 16)`, which also takes `_`, a sign, spaces and non-ASCII digits, and the
+#: text cached here is what every user is sent for that id.
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _is_canonical(v: str) -> bool:
-    """Whether `v`, which `uuid.UUID` has just read, is the UUID's own text: 36 characters
-    with its four hyphens in place leave 32 hex digits, and they are lower case."""
-    return (len(v) == 36 and v[8] == "-" and v[13] == "-" and v[18] == "-" and v[23] == "-"
-            and v == v.lower())
+    return _CANONICAL.fullmatch(v) is not None
 
 
 def _parse_date(v: Any) -> date:

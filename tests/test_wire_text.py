@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,15 +52,36 @@ async def test_ids_timestamps_and_dates_read_as_the_codec_writes_them(db: Databa
                                    "2026-05-31T23:30:00Z"}
 
 
-@given(st.uuids(), st.sampled_from(["canonical", "upper", "braces", "urn", "hex", "mixed"]))
+#: ASCII digits to their full-width forms (U+FF10…U+FF19).
+FULL_WIDTH = {ord("0") + i: 0xFF10 + i for i in range(10)}
+
+
+@given(st.uuids(), st.sampled_from(["canonical", "upper", "braces", "urn", "hex", "mixed",
+                                   "full-width"]))
 def test_an_id_read_from_any_spelling_is_sent_back_in_its_own_canonical_text(
         value: uuid.UUID, spelling: str) -> None:
     text = str(value)
     sent = {"canonical": text, "upper": text.upper(), "braces": "{" + text + "}",
             "urn": "urn:uuid:" + text, "hex": value.hex,
-            "mixed": text[:9] + text[9:].upper()}[spelling]
+            "mixed": text[:9] + text[9:].upper(),
+            # int(_, 16) reads non-ASCII digits too, and lower() leaves them alone.
+            "full-width": text.translate(FULL_WIDTH),
+            }[spelling]
+    _assert_sent_back_canonical(sent, value)
+
+
+@pytest.mark.parametrize("sent", [
+    "b_cdef12-3456-7890-abcd-ef1234567890",  # `_` between digits
+    "+bcdef12-3456-7890-abcd-ef1234567890",  # a sign
+    " bcdef12-3456-7890-abcd-ef1234567890",  # a space
+])
+def test_an_id_spelled_with_what_int_also_reads_never_becomes_its_text(sent: str) -> None:
+    _assert_sent_back_canonical(sent, uuid.UUID("0bcdef12-3456-7890-abcd-ef1234567890"))
+
+
+def _assert_sent_back_canonical(sent: str, value: uuid.UUID) -> None:
     _UUIDS.clear()
     _TEXTS.clear()
     parsed = parse_uuid(sent)
     assert parsed == value
-    assert _format_uuid(parsed) == text  # what a device compares and stores
+    assert _format_uuid(parsed) == str(value)  # what every device compares and stores
