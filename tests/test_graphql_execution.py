@@ -98,12 +98,22 @@ class Query:
         return _broken()
 
     @strawberry.field
+    def odd(self) -> list[Item]:
+        return [*_items(), None, ValueError("boom"), _boom()]  # type: ignore[list-item]
+
+    @strawberry.field
     def later(self) -> Later:
         return Later(value=_seven())
 
 
+async def _boom() -> Item:
+    raise ValueError("boom")
+
+
 QUERIES = [
     "{ items { id op version note required even } }",
+    "{ odd { __typename } }",  # items no field reads: a null, an error, an awaitable
+    "{ odd { id @skip(if: true) } }",
     "{ items { __typename a: id b: id version error { code message } } }",
     "{ items { ...F note } } fragment F on Item { id op }",
     "query($s: Boolean!) { items { id note @skip(if: $s) version @include(if: $s) } }",

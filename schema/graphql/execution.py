@@ -31,7 +31,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
 )
-from graphql.pyutils import Path
+from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 #: (response key, resolver, leaf type or None for a nullable non-leaf, nullable)
@@ -63,9 +63,15 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                 path: Path, items: Any, position_context: Any) -> Any:
         plan = self._list_plan(item_type, field_details_list, path, items)
         if plan is not None:
-            complete, parent_type = self._complete, item_type.of_type
+            complete, parent_type, is_awaitable = (self._complete, item_type.of_type,
+                                                   self.is_awaitable)
             out = []
             for item in items:
+                # What graphql-core completes specially (a null in a non-null list, an
+                # error, an awaitable) is its job, even when no field would read the item.
+                if item is None or item is Undefined or isinstance(item, Exception) \
+                        or is_awaitable(item):
+                    break
                 done = complete(plan, parent_type, item)
                 if done is None:
                     break
