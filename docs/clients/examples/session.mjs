@@ -19,8 +19,9 @@ async function post(url, query, variables) {
   if (body.errors) {
     const error = new Error(body.errors.map((e) => e.message).join('; '));
     // UNAVAILABLE (HTTP 503, or 200 with the error): the database was busy; try again.
+    const seconds = Number(res.headers.get('retry-after'));  // absent, or a date: 1 s
     error.retryAfter = body.errors.some((e) => e.extensions?.retryable)
-      ? Number(res.headers.get('retry-after') ?? 1) : null;
+      ? (Number.isFinite(seconds) && seconds > 0 ? seconds : 1) : null;
     throw error;
   }
   return Object.values(body.data)[0];
