@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from bench.dataset import LINES_PER_ORDER, PASSWORD, Product, Rep
 from sync.model import new_id, utcnow
@@ -42,10 +43,15 @@ async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any],
 
 
 def answer(r: httpx.Response) -> dict[str, Any]:
-    """A GraphQL response body; an HTTP failure comes back as a GraphQL-style error."""
+    """A GraphQL response body; an HTTP failure comes back as a GraphQL-style error.
+
+    Decoded with orjson: a phone parses JSON with native code (as the pouchdb-server
+    reference's Node client does). The standard library's decoder ran inside the timed
+    window on the server's cores: 0.03 ms of client CPU per pulled record, not 0.02, and
+    about 5 % of the initial pull's records/s."""
     if r.status_code != 200:
         return {"errors": [{"message": f"HTTP {r.status_code}: {r.text[:500]}"}]}
-    body: dict[str, Any] = r.json()
+    body: dict[str, Any] = orjson.loads(r.content)
     return body
 
 
