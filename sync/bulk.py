@@ -4,9 +4,9 @@ A push stores a few hundred rows per batch (orders, their lines, change-log rows
 mutation results). Through the ORM's bulk path or plain `executemany` each row costs
 tens of microseconds of Python in SQLAlchemy and psycopg; psycopg's COPY writes rows in
 C, and in binary format for a third of what text format costs (no formatting and
-escaping of ids, numbers and timestamps). Values go through each column type's own bind processor
-first (UTC timestamps, enum names, JSON), so COPY stores exactly what an INSERT would
-(`tests/test_bulk.py`). Binary COPY needs values of the column's type, as the write path
+escaping of ids, numbers and timestamps). Values go through each column type's own bind
+processor first (UTC timestamps, enum names, JSON), so COPY stores exactly what an
+INSERT would (`tests/test_bulk.py`). Binary COPY needs values of the column's type, as the write path
 has them (parsed by the codec or made by the engine): an id as a UUID, not its text. It
 applies no Python-side column defaults: rows must give every column that has one.
 """

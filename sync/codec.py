@@ -37,6 +37,10 @@ _TEXTS: dict[uuid.UUID, str] = {}
 #: Likewise timestamps: a batch's rows share one instant.
 _DATETIMES: dict[datetime, str] = {}
 _CACHE_MAX = 8192
+#: A UUID's own text, as `str` writes it. Nothing looser: `uuid.UUID` reads its digits
+#: with `int(_, 16)`, which also takes `_`, a sign, spaces and non-ASCII digits, and the
+#: text cached here is what every user is sent for that id.
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse_uuid(v: Any) -> uuid.UUID:
@@ -51,21 +55,11 @@ def parse_uuid(v: Any) -> uuid.UUID:
         if len(_UUIDS) >= _CACHE_MAX:
             _UUIDS.clear()
         _UUIDS[v] = parsed
-        if _is_canonical(v):  # its text is what `str` would make: skip making it again
+        if _CANONICAL.fullmatch(v):  # the text `str` would make: skip making it again
             if len(_TEXTS) >= _CACHE_MAX:
                 _TEXTS.clear()
             _TEXTS[parsed] = v
     return parsed
-
-
-#: A UUID's own text, as `str` writes it. Nothing looser: `uuid.UUID` reads its digits
-#: with `int(_, 16)`, which also takes `_`, a sign, spaces and non-ASCII digits, and the
-#: text cached here is what every user is sent for that id.
-_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _is_canonical(v: str) -> bool:
-    return _CANONICAL.fullmatch(v) is not None
 
 
 def _parse_date(v: Any) -> date:
