@@ -24,7 +24,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +34,9 @@ from bench import client as dev
 from bench.dataset import JWT_SECRET, PG_URL, World, fresh_database, seed
 from bench.rawinsert import RawFigures, raw_insert
 from bench.serverproc import (
+    BackendCpu,
     ServerProcess,
     ServerRss,
-    backend_cpu_seconds,
     cpu_seconds,
     machine_cpu_seconds,
     reset_peak_rss,
@@ -145,14 +145,16 @@ async def _over_http(args: argparse.Namespace, rnd: Round, server: ServerProcess
 @contextmanager
 def _cpu(rnd: Round, server: ServerProcess, phase: str) -> Iterator[None]:
     dbname = sa.make_url(rnd.world.url).database if rnd.world and rnd.db == "postgres" else None
-    before, db_before = cpu_seconds(server), backend_cpu_seconds(dbname) if dbname else 0.0
-    mine, machine = time.process_time(), machine_cpu_seconds()
-    yield
-    rnd.client_cpu_s[phase] = time.process_time() - mine
-    rnd.machine_cpu_s[phase] = machine_cpu_seconds() - machine
-    rnd.cpu_s[phase] = cpu_seconds(server) - before
-    if dbname:
-        rnd.db_cpu_s[phase] = backend_cpu_seconds(dbname) - db_before
+    backends = BackendCpu(dbname) if dbname else None
+    with backends or nullcontext():
+        before = cpu_seconds(server)
+        mine, machine = time.process_time(), machine_cpu_seconds()
+        yield
+        rnd.client_cpu_s[phase] = time.process_time() - mine
+        rnd.machine_cpu_s[phase] = machine_cpu_seconds() - machine
+        rnd.cpu_s[phase] = cpu_seconds(server) - before
+    if backends is not None:
+        rnd.db_cpu_s[phase] = backends.seconds
 
 
 class PySpy:
