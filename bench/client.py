@@ -170,13 +170,13 @@ async def _push_client(http: httpx.AsyncClient, token: str,
         _tally(fig, chunk, answer(r))
 
 
-def _push_bodies(client_id: str, outbox: Sequence[dict[str, Any]],
-                 batch: int) -> list[tuple[Sequence[dict[str, Any]], bytes]]:
+def _push_bodies(client_id: str, outbox: Sequence[dict[str, Any]], batch: int,
+                 return_data: bool) -> list[tuple[Sequence[dict[str, Any]], bytes]]:
     out = []
     for i in range(0, len(outbox), batch):
         chunk = outbox[i:i + batch]
         req = {"input": {"clientId": client_id, "protocolVersion": 1, "mutations": chunk,
-                         "appVersion": "bench/1"}}
+                         "appVersion": "bench/1", "returnData": return_data}}
         out.append((chunk, json.dumps({"query": PUSH, "variables": req}).encode()))
     return out
 
@@ -195,7 +195,8 @@ class Devices:
 
 
 def devices(base_url: str, tokens: dict[str, str], reps: Sequence[Rep],
-            boxes: Sequence[Sequence[dict[str, Any]]], batch: int) -> Devices:
+            boxes: Sequence[Sequence[dict[str, Any]]], batch: int,
+            return_data: bool = False) -> Devices:
     """What a phone does on its own CPU, done before the push is timed: building its HTTP
     client (httpx loads the CA bundle, about 25 ms each) and encoding its batches. Here
     the devices share the server's cores; inside the push window this took 2.5 s of them."""
@@ -203,7 +204,8 @@ def devices(base_url: str, tokens: dict[str, str], reps: Sequence[Rep],
     return Devices(
         https=[httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) for _ in reps],
         tokens=[tokens[rep.email] for rep in reps],
-        work=[_push_bodies(cid, box, batch) for cid, box in zip(ids, boxes, strict=True)],
+        work=[_push_bodies(cid, box, batch, return_data)
+              for cid, box in zip(ids, boxes, strict=True)],
         orders=sum(len(b) for b in boxes))
 
 

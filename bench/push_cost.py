@@ -46,7 +46,8 @@ void stop(void) { CALLGRIND_TOGGLE_COLLECT; CALLGRIND_DUMP_STATS; CALLGRIND_STOP
 """
 
 
-async def run(url: str, batches: int, size: int, helper: str | None) -> float:
+async def run(url: str, batches: int, size: int, helper: str | None,
+              return_data: bool) -> float:
     """Push `batches` batches; returns the CPU seconds they took."""
     rng = random.Random(7)
     world = await seed(url, REPS, 100, rng)
@@ -54,7 +55,8 @@ async def run(url: str, batches: int, size: int, helper: str | None) -> float:
     rounds = -(-(batches + 1) // REPS)
     boxes = dev.outboxes(world.pushers, rounds * size * REPS, world.products, rng)
     work = [(rep, {"input": {"clientId": f"cost-{rep.email}", "protocolVersion": 1,
-                             "mutations": box[i * size:(i + 1) * size]}})
+                             "mutations": box[i * size:(i + 1) * size],
+                             "returnData": return_data}})
             for i in range(rounds) for rep, box in zip(world.pushers, boxes, strict=True)]
     gc.freeze()  # as the server's lifespan does
     probe = ctypes.CDLL(helper) if helper else None
@@ -92,7 +94,8 @@ def _callgrind(args: argparse.Namespace, workdir: Path) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
            f"--callgrind-out-file={out}", sys.executable, "-m", "bench.push_cost",
            "--db", args.db, "--pg-url", args.pg_url, "--batches", str(args.batches),
-           "--batch", str(args.batch), "--probe", str(helper)]
+           "--batch", str(args.batch), "--probe", str(helper),
+           *(["--return-data"] if args.return_data else [])]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(cmd, check=True, env=env, stderr=subprocess.DEVNULL)
     dumps = sorted(workdir.glob("callgrind.out*"), key=lambda p: p.stat().st_size)
@@ -101,7 +104,8 @@ def _callgrind(args: argparse.Namespace, workdir: Path) -> int:
         raise RuntimeError(f"no instruction total in {dumps[-1]}")
     total = int(match.group(1))
     print(f"{args.db}: {total / args.batches / 1e6:,.1f} M instructions per batch of "
-          f"{args.batch} orders ({args.batches} batches, callgrind)")
+          f"{args.batch} orders ({args.batches} batches, returnData "
+          f"{str(args.return_data).lower()}, callgrind)")
     return 0
 
 
@@ -113,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--pg-url", default=PG_URL)
     p.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    p.add_argument("--return-data", action="store_true",
+                   help="answers carry each record (default: returnData false)")
     p.add_argument("--probe", help=argparse.SUPPRESS)  # set by --callgrind for the child
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fieldsync-cost-") as tmp:
@@ -121,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         url = fresh_database(args.db, Path(tmp), args.pg_url)
         # uvloop, as uvicorn picks it when installed (it is, with uvicorn[standard]).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            spent = runner.run(run(url, args.batches, args.batch, args.probe))
+            spent = runner.run(run(url, args.batches, args.batch, args.probe,
+                                   args.return_data))
         if args.probe is None:
             print(f"{args.db}: {spent / args.batches * 1000:.1f} ms CPU per batch of "
-                  f"{args.batch} orders ({args.batches} batches, in-process)")
+                  f"{args.batch} orders ({args.batches} batches, returnData "
+                  f"{str(args.return_data).lower()}, in-process)")
     return 0
 
 

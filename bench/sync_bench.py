@@ -123,7 +123,7 @@ async def _over_http(args: argparse.Namespace, rnd: Round, server: ServerProcess
     rnd.login = await dev.login_all(server.url, [*world.pushers, world.puller])
     tokens = rnd.login.tokens
     print(f"{tag} push: {args.orders} orders from {len(world.pushers)} clients…", flush=True)
-    devices = dev.devices(server.url, tokens, world.pushers, boxes, args.batch)
+    devices = dev.devices(server.url, tokens, world.pushers, boxes, args.batch, args.return_data)
     try:
         with PySpy(args, server, "push"), _cpu(rnd, server, "push"):
             rnd.push = await dev.push_phase(devices, args.max_inflight)
@@ -315,7 +315,8 @@ def report(args: argparse.Namespace, rnd: Round) -> None:
     inflight = f" (max {args.max_inflight} in flight)" if args.max_inflight else ""
     print(f"\n== fieldsync sync benchmark: {rnd.db}, uvicorn --workers {rnd.workers}, "
           f"{args.orders:,} orders x 3 lines from {args.clients} clients in batches of "
-          f"{args.batch}{inflight}, pull page {args.page} ==")
+          f"{args.batch}{inflight}, returnData {str(args.return_data).lower()}, "
+          f"pull page {args.page} ==")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"   machine: {os.cpu_count()} CPUs, load average at report time {load} "
           "(the benchmark client shares the machine with the server)")
@@ -342,6 +343,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="cap on push requests in flight at once (default 0: every client at "
                    "once); a work-around for the connection-pool starvation described in "
                    "bench/README.md")
+    p.add_argument("--return-data", action="store_true",
+                   help="push answers carry each record (default: returnData false, as a "
+                        "client that pulls after pushing sends, and as pouchdb-server answers)")
     p.add_argument("--page", type=int, default=1000, help="syncPull limit")
     p.add_argument("--repeats", type=int, default=200, help="empty incremental pulls")
     p.add_argument("--workers", default="1",

@@ -32,6 +32,9 @@ class PushIn:
     protocol_version: int
     mutations: list[MutationIn]
     app_version: str | None = None
+    #: False: APPLIED results carry no `data`; the device takes the record from its next
+    #: pull, which brings its own writes back anyway (see docs/sync-protocol.md).
+    return_data: bool = True
 
 
 @dataclass(frozen=True)

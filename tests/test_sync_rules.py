@@ -39,14 +39,15 @@ class Device:
             out["clientTime"] = when.isoformat()
         return out
 
-    async def push(self, *mutations: dict[str, Any], version: int = 1) -> dict[str, Any]:
+    async def push(self, *mutations: dict[str, Any], version: int = 1,
+                   **options: Any) -> dict[str, Any]:
         body = await self.api.raw(PUSH, {"input": {"clientId": self.client_id,
                                                    "protocolVersion": version,
-                                                   "mutations": list(mutations)}})
+                                                   "mutations": list(mutations), **options}})
         return body
 
-    async def push_ok(self, *mutations: dict[str, Any]) -> list[dict[str, Any]]:
-        body = await self.push(*mutations)
+    async def push_ok(self, *mutations: dict[str, Any], **options: Any) -> list[dict[str, Any]]:
+        body = await self.push(*mutations, **options)
         assert "errors" not in body, body
         return body["data"]["syncPush"]["results"]
 
@@ -169,6 +170,32 @@ async def test_inactive_product_order_is_kept_rejected_then_fixed(as_user: Any, 
         base=1))
     assert fixed["status"] == "APPLIED" and fixed["data"]["status"] == "SUBMITTED"
     assert fixed["data"]["number"].startswith("SO-")
+
+
+async def test_a_push_without_data_answers_applied_bare_and_the_pull_brings_the_record(
+        as_user: Any, world: World) -> None:
+    """`returnData: false`: APPLIED results carry the version only; a kept (REJECTED)
+    order still comes back whole; a resend replays the original answers; the pull brings
+    the applied order as the server priced it."""
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(world.accounts["rep1a"])
+    ok, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    batch = [
+        phone.m("order", "CREATE", ok, {
+            "accountId": acc, "lines": [{"productId": str(world.products["chips"]), "quantity": 4}]}),
+        phone.m("order", "CREATE", bad, {
+            "accountId": acc, "lines": [{"productId": str(world.products["old"]), "quantity": 1}]}),
+        phone.m("contact", "CREATE", str(uuid.uuid4()), {
+            "accountId": acc, "firstName": "Ada", "lastName": "Lovelace"}),
+    ]
+    first = await phone.push_ok(*batch, returnData=False)
+    assert [(r["status"], r["version"], r["data"]) for r in (first[0], first[2])] == [
+        ("APPLIED", 1, None), ("APPLIED", 1, None)]
+    assert first[1]["status"] == "REJECTED" and first[1]["data"]["status"] == "REJECTED"
+    assert await phone.push_ok(*batch) == first  # the original answers, data or not
+    [order] = [c for c in await phone.pull() if c["id"] == ok]
+    assert order["version"] == 1 and order["data"]["totalCents"] == 1000
+    assert order["data"]["number"].startswith("SO-")
 
 
 async def test_credit_check_counts_earlier_orders_in_the_same_batch(as_user: Any, world: World) -> None:

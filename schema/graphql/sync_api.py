@@ -107,6 +107,11 @@ class SyncPushInput:
     protocol_version: int
     mutations: list[SyncMutationInput]
     app_version: str | None = None
+    return_data: bool = strawberry.field(
+        default=True,
+        description="false: APPLIED results come without `data`; take the record from the "
+                    "next pull, which brings your own writes back (a smaller answer, less "
+                    "server work). MERGED, CONFLICT and REJECTED results always carry it.")
 
 
 @strawberry.type
@@ -336,7 +341,7 @@ class SyncMutation:
         ctx = info.context
         req = PushIn(
             client_id=str(input.client_id), protocol_version=input.protocol_version,
-            app_version=input.app_version,
+            app_version=input.app_version, return_data=input.return_data,
             # `fields` may be any JSON value here; the push refuses what is not an object.
             mutations=[MutationIn(m.mutation_id, m.entity, m.op.value, str(m.id), m.base_version,
                                   cast("dict[str, Any] | None", m.fields), m.client_time)
