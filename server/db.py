@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from server import jsontext
@@ -57,6 +58,16 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
+def _configure_postgresql(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        # Lists (the id sets of `x = ANY(%s)`) travel in binary. psycopg's default, the
+        # text form, writes each UUID out as text and runs a regular expression over it
+        # to decide on quotes: 3 % of a push batch's instructions, and more for a
+        # manager's pull, whose scope is a list of a thousand account keys.
+        record.driver_connection.adapters.register_dumper(list, ListBinaryDumper)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = async_url(settings.database_url)
     # A push stores one result document per mutation: json.dumps was a few per cent of
@@ -66,7 +77,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, pool_pre_ping=False, **json_options)
         _configure_sqlite(engine.sync_engine, settings.sqlite_busy_timeout_ms)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         **json_options,
         pool_pre_ping=True,
@@ -79,6 +90,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # a second, and nothing here runs long enough to repay it.
         connect_args={"options": "-c timezone=UTC -c jit=off"},
     )
+    _configure_postgresql(engine.sync_engine)
+    return engine
 
 
 def create_sync_engine(settings: Settings) -> sa.Engine:
@@ -87,7 +100,9 @@ def create_sync_engine(settings: Settings) -> sa.Engine:
         engine = sa.create_engine(url)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    _configure_postgresql(engine)
+    return engine
 
 
 class Database:
