@@ -142,15 +142,17 @@ def server_peak_rss(server: ServerProcess) -> ServerRss:
     return ServerRss(max(values, default=0), sum(values), len(values))
 
 
+def _ticks(pid: int) -> int | None:
+    """User + system CPU time of a process so far, in clock ticks; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def _cpu_of(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(_ticks(pid) or 0 for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu_seconds() -> float:
@@ -213,17 +215,16 @@ class BackendCpu:
                 continue
             pid = int(entry.name)
             mine = self._checked.get(pid)
-            try:
-                if mine is None:
+            if mine is None:
+                try:
                     cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-                    mine = cmd.startswith(b"postgres: ") and self._tag in cmd
-                    # A new backend shows the postmaster's command line until it has
-                    # authenticated: look again later.
-                    if mine or b"postgres" not in cmd:
-                        self._checked[pid] = mine
-                if mine:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    out[pid] = int(fields[11]) + int(fields[12])  # utime, stime
-            except OSError:
-                continue
+                except OSError:
+                    continue
+                mine = cmd.startswith(b"postgres: ") and self._tag in cmd
+                # A new backend shows the postmaster's command line until it has
+                # authenticated: look again later.
+                if mine or b"postgres" not in cmd:
+                    self._checked[pid] = mine
+            if mine and (ticks := _ticks(pid)) is not None:
+                out[pid] = ticks
         return out
