@@ -187,8 +187,15 @@ async def test_a_push_without_data_answers_applied_bare_and_the_pull_brings_the_
             "accountId": acc, "lines": [{"productId": str(world.products["old"]), "quantity": 1}]}),
         phone.m("contact", "CREATE", str(uuid.uuid4()), {
             "accountId": acc, "firstName": "Ada", "lastName": "Lovelace"}),
+        # Another rep's account: refused as before, and nothing of it comes back.
+        phone.m("account", "UPDATE", str(world.accounts["rep2a"]), {"name": "Mine now"},
+                base=1),
     ]
+    refused = await phone.push(*batch, returnData="no")  # not a Boolean: nothing applied
+    assert refused["data"] is None and "returnData" in refused["errors"][0]["message"]
     first = await phone.push_ok(*batch, returnData=False)
+    assert (first[3]["status"], first[3]["error"]["code"], first[3]["data"]) == (
+        "REJECTED", "NOT_FOUND", None)
     assert [(r["status"], r["version"], r["data"]) for r in (first[0], first[2])] == [
         ("APPLIED", 1, None), ("APPLIED", 1, None)]
     assert first[1]["status"] == "REJECTED" and first[1]["data"]["status"] == "REJECTED"
