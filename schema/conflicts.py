@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -18,15 +19,43 @@ from sync.tables import Conflict
 Choice = Literal["SERVER", "CLIENT"]
 
 
-def visible_conflicts(principal: Principal) -> sa.Select[Any]:
-    """Conflicts a principal may read: ones they or their team caused, and ones on
-    records in their scope (a rep sees edits others made to their accounts)."""
-    stmt = sa.select(Conflict)
+def visible_conflicts(principal: Principal) -> sa.Select[Conflict, bool]:
+    """(conflict, record readable) for the conflicts a principal may read: ones they or
+    their team caused, and ones on records in their scope (a rep sees edits others made
+    to their accounts). The flag says whether the principal can still read the record."""
     keys = visible_keys(principal)
     if keys is None:
-        return stmt
-    return stmt.where(sa.or_(col(Conflict.user_id).in_(team_ids(principal)),
-                             col(Conflict.scope_key).in_(keys)))
+        return sa.select(Conflict, sa.true())
+    readable = col(Conflict.scope_key).in_(keys)
+    return sa.select(Conflict, readable).where(
+        sa.or_(col(Conflict.user_id).in_(team_ids(principal)), readable))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The values of a conflict one reader may see."""
+
+    base: dict[str, Any] | None
+    server: dict[str, Any] | None
+    client: dict[str, Any] | None
+    outcome: dict[str, Any] | None
+
+
+def shown(conflict: Conflict, record_readable: bool, private: frozenset[str]) -> Shown:
+    """A conflict's values as a reader may see them. Someone who caused a conflict on a
+    record that has since left their scope sees their own side only: the server's values
+    are the new holder's. `private` (wire names of fields such as costs) is left out for
+    readers who may not see it."""
+
+    def strip(values: dict[str, Any] | None) -> dict[str, Any] | None:
+        if values is None or not private:
+            return values
+        return {k: v for k, v in values.items() if k not in private}
+
+    if not record_readable:
+        return Shown(None, None, strip(conflict.client), None)
+    return Shown(strip(conflict.base), strip(conflict.server), strip(conflict.client),
+                 strip(conflict.outcome))
 
 
 class ResolutionRefused(Exception):
@@ -38,21 +67,25 @@ class ResolutionRefused(Exception):
 
 
 async def resolve(session: AsyncSession, engine: PushEngine, principal: Principal,
-                  conflict_id: uuid.UUID, choice: Choice) -> Conflict | None:
+                  conflict_id: uuid.UUID, choice: Choice) -> tuple[Conflict, bool] | None:
     """Keep one side, through the normal write path (so the usual rules still hold: a rep
     cannot push a credit limit through here either).
 
     CLIENT re-applies the device's losing values (an edit, or a delete). SERVER restores
     the server's values the device overwrote (when the device had won); when the server
     already won there is nothing to write. Anything short of a clean apply raises
-    `ResolutionRefused`, so the conflict stays open and nothing half-happens.
+    `ResolutionRefused`, so the conflict stays open and nothing half-happens. Returns
+    the conflict and whether the principal can read its record, as `visible_conflicts`.
     """
     stmt = visible_conflicts(principal).where(col(Conflict.id) == conflict_id)
     if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update()
-    conflict = (await session.execute(stmt)).scalar_one_or_none()
-    if conflict is None or conflict.resolved:
-        return conflict
+    found = (await session.execute(stmt)).one_or_none()
+    if found is None:
+        return None
+    conflict, record_readable = found
+    if conflict.resolved:
+        return conflict, record_readable
     mutation = _mutation_for(conflict, choice)
     if mutation is not None:
         out = (await engine.apply(session, viewer_of(principal), [mutation]))[0]
@@ -62,7 +95,7 @@ async def resolve(session: AsyncSession, engine: PushEngine, principal: Principa
     conflict.resolution = choice
     conflict.resolved_by = principal.user_id
     conflict.resolved_at = utcnow()
-    return conflict
+    return conflict, record_readable
 
 
 def _mutation_for(conflict: Conflict, choice: Choice) -> MutationIn | None:

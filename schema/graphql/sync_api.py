@@ -172,11 +172,15 @@ class Conflict:
     created_at: datetime
 
 
-def conflict_type(r: ConflictRow) -> Conflict:
+def conflict_type(ctx: Context, r: ConflictRow, record_readable: bool) -> Conflict:
+    spec = ctx.push.registry.get(r.entity)
+    private = frozenset() if spec is None or ctx.me.privileged else frozenset(
+        spec.codec.by_column[c].wire for c in spec.private_columns if c in spec.codec.by_column)
+    v = conflict_service.shown(r, record_readable, private)
     return Conflict(id=strawberry.ID(str(r.id)), entity=r.entity,
                     record_id=strawberry.ID(str(r.row_id)), rule=r.rule, fields=r.fields,
-                    base=JSON(r.base), server=JSON(r.server), client=JSON(r.client),
-                    outcome=JSON(r.outcome), user_id=strawberry.ID(str(r.user_id)),
+                    base=JSON(v.base), server=JSON(v.server), client=JSON(v.client),
+                    outcome=JSON(v.outcome), user_id=strawberry.ID(str(r.user_id)),
                     client_id=r.client_id,
                     resolved=r.resolved, resolution=r.resolution, created_at=r.created_at)
 
@@ -294,12 +298,13 @@ class SyncQuery:
     @strawberry.field(description="Conflicts you caused, or your team's, newest first.")
     async def conflicts(self, info: Info, resolved: bool | None = False,
                         first: int = 50) -> list[Conflict]:
-        stmt = conflict_service.visible_conflicts(info.context.me).order_by(
-            col(ConflictRow.created_at).desc()).limit(max(0, min(first, info.context.max_page)))
+        ctx = info.context
+        stmt = conflict_service.visible_conflicts(ctx.me).order_by(
+            col(ConflictRow.created_at).desc()).limit(max(0, min(first, ctx.max_page)))
         if resolved is not None:
             stmt = stmt.where(col(ConflictRow.resolved).is_(resolved))
-        rows = (await info.context.session.execute(stmt)).scalars()
-        return [conflict_type(r) for r in rows]
+        rows = (await ctx.session.execute(stmt)).all()
+        return [conflict_type(ctx, r, readable) for r, readable in rows]
 
 
 @strawberry.type
@@ -315,9 +320,10 @@ class SyncMutation:
             cid = uuid.UUID(int=0)
         try:
             async with ctx.db.write() as session:
-                row = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
-                                                     choice.value)
-                result = None if row is None else conflict_type(row)
+                found = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
+                                                       choice.value)
+                row = None if found is None else found[0]
+                result = None if found is None else conflict_type(ctx, *found)
                 if row is not None:
                     await audit.record(session, audit.CONFLICT_RESOLVED, user_id=ctx.me.user_id,
                                        detail={"conflict": str(cid), "choice": choice.value,
