@@ -302,15 +302,26 @@ class _Page:
             if pos.key == "*":
                 stmt = stmt.where(self._in_scope(t.c.scope_key), t.c.deleted.is_(False))
             elif pos.phase == "b":
-                stmt = stmt.where(t.c.scope_key == uuid.UUID(hex=pos.key), t.c.deleted.is_(False))
+                # Still in scope now, too: a cursor saved mid-backfill and replayed after
+                # the key moved on must not bring the new holder's rows.
+                stmt = stmt.where(t.c.scope_key == uuid.UUID(hex=pos.key),
+                                  self._in_scope(t.c.scope_key), t.c.deleted.is_(False))
             else:
                 # Evict what was under the key when it moved: rows still under it, and
-                # rows that left it since (their own change no longer names this viewer).
+                # rows that left it since (their own change no longer names this viewer),
+                # but not rows others created after the move, which the device never held
+                # (their ids are the new holder's business). Its own user's are evicted:
+                # orders its devices took before they heard of the move.
                 key = uuid.UUID(hex=pos.key)
                 left = sa.select(col(Change.row_id)).where(
                     col(Change.entity) == spec.name, col(Change.prev_scope_key) == key,
                     col(Change.seq) > pos.seq)
-                stmt = stmt.where(sa.or_(t.c.scope_key == key, t.c.id.in_(left)))
+                born_later = sa.select(col(Change.row_id)).where(
+                    col(Change.entity) == spec.name, col(Change.row_id) == t.c.id,
+                    col(Change.version) == 1, col(Change.seq) > pos.seq,
+                    col(Change.actor_id).is_distinct_from(self.viewer.user_id))
+                stmt = stmt.where(sa.or_(t.c.scope_key == key, t.c.id.in_(left)),
+                                  ~born_later.exists())
             if after:
                 stmt = stmt.where(t.c.id > uuid.UUID(hex=after))
             rows = list((await self.session.execute(stmt)).mappings())

@@ -13,6 +13,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from schema.bulk import insert_rows
+from server.db import Database
 from tests.conftest import World
 from tests.test_sync_rules import CONFLICTS, Device
 
@@ -102,3 +104,53 @@ async def test_a_rep_never_sees_costs_in_a_conflict(as_user: Any, world: World) 
         assert "costCents" not in (mine[side] or {}), side
     [boss] = (await manager.ok(CONFLICTS))["conflicts"]
     assert boss["server"]["costCents"] == 3 * 600
+
+
+async def test_a_cursor_saved_mid_backfill_brings_nothing_once_the_key_moved_on(
+        as_user: Any, db: Database, world: World) -> None:
+    rep1, rep2, manager = [await as_user(n) for n in ("rep1", "rep2", "manager1")]
+    acc = world.accounts["rep2a"]
+    async with db.write() as s:
+        await insert_rows(s, "contact", [{"account_id": acc, "first_name": f"Buyer {i}",
+                                          "last_name": "Two"} for i in range(3)])
+    _, cursor = await _pull_from(rep1, "phone", None)
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep1"])})
+    # Page by one until the account came down and its contacts are still to come.
+    saved = None
+    while saved is None:
+        page = (await rep1.ok(PAGE, {"c": "phone", "cursor": cursor, "n": 1}))["syncPull"]
+        assert page["hasMore"], "the backfill ended before the cursor was saved"
+        cursor = page["cursor"]
+        if any(c["id"] == str(acc) for c in page["changes"]):
+            saved = cursor
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
+    await rep2.ok("""mutation($a: ID!) { createContact(input: {accountId: $a,
+        firstName: "Added", lastName: "Later"}) { status } }""", {"a": str(acc)})
+    for _replay in range(2):  # a saved cursor may be replayed as often as one likes
+        changes, _ = await _pull_from(rep1, "phone", saved)
+        upserts = [c for c in changes if c["op"] == "UPSERT"]
+        assert not [c for c in upserts if str(acc) in (c["id"], c["data"].get("accountId"))]
+        assert str(acc) in {c["id"] for c in changes if c["op"] == "EVICT"}
+
+
+async def test_evictions_name_only_records_the_device_could_hold(
+        as_user: Any, world: World) -> None:
+    rep1, rep2, manager = [await as_user(n) for n in ("rep1", "rep2", "manager1")]
+    acc = world.accounts["rep1a"]
+    phone = Device(rep1, "phone")
+    await rep1.ok("""mutation($a: ID!) { createContact(input: {accountId: $a,
+        firstName: "Known", lastName: "Before"}) { status } }""", {"a": str(acc)})
+    known = {c["id"] for c in await phone.pull() if c["entity"] == "contact"}
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
+    later = (await rep2.ok("""mutation($a: ID!) { createContact(input: {accountId: $a,
+        firstName: "Added", lastName: "After"}) { node { id } } }""",
+                           {"a": str(acc)}))["createContact"]["node"]["id"]
+    # Taken at the customer before the phone heard of the move: kept, and the phone's.
+    note = str(uuid.uuid4())
+    [r] = await phone.push_ok(phone.m("visitNote", "CREATE", note, {"accountId": str(acc),
+                                                                    "body": "visited"}))
+    assert r["status"] == "APPLIED", r
+    evicted = {(c["entity"], c["id"]) for c in await phone.pull() if c["op"] == "EVICT"}
+    assert ("account", str(acc)) in evicted and ("visitNote", note) in evicted
+    assert {("contact", k) for k in known} <= evicted and len(known) == 1
+    assert ("contact", later) not in evicted
