@@ -486,7 +486,8 @@ class PushEngine:
     def _data(self, viewer: Viewer, p: _Parsed, state: _State) -> dict[str, Any] | None:
         key = (p.spec.name, p.row_id)
         row = state.rows.get(key)
-        if row is None or row["scope_key"] not in state.visible:
+        # A tombstone is no record to show: a client would bring it back to life.
+        if row is None or row.get("deleted") or row["scope_key"] not in state.visible:
             return None
         return p.spec.dump(row, state.children.get(key), viewer)
 
@@ -577,8 +578,10 @@ class PushEngine:
         scope = current["scope_key"]
         if not may_write(scope):
             if scope in state.moved_away or p.row_id in state.moved_rows:
+                # A queued delete is kept as one, for whoever may now apply it.
+                queued = {"deleted": True} if m.op == "DELETE" else dict(p.values)
                 cid: str | None = self._conflict(
-                    conflicts, viewer, spec, p, scope, "scope-moved", dict(p.values), {},
+                    conflicts, viewer, spec, p, scope, "scope-moved", queued, {},
                     current, current, client_id)
                 return MutationOut(m.mutation_id, "CONFLICT", m.id, current["version"], None, cid,
                                    SyncError("SCOPE_MOVED", "this record was reassigned before "

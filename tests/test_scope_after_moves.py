@@ -154,3 +154,37 @@ async def test_evictions_name_only_records_the_device_could_hold(
     assert ("account", str(acc)) in evicted and ("visitNote", note) in evicted
     assert {("contact", k) for k in known} <= evicted and len(known) == 1
     assert ("contact", later) not in evicted
+
+
+async def test_a_queued_delete_of_a_moved_record_is_kept_for_the_new_holder(
+        as_user: Any, world: World) -> None:
+    rep1, rep2, manager = [await as_user(n) for n in ("rep1", "rep2", "manager1")]
+    acc = world.accounts["rep1a"]
+    phone = Device(rep1, "phone")
+    contact = str(uuid.uuid4())
+    await phone.push_ok(phone.m("contact", "CREATE", contact, {
+        "accountId": str(acc), "firstName": "Gone", "lastName": "Soon"}))
+    await phone.pull()
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
+    [r] = await phone.push_ok(phone.m("contact", "DELETE", contact, base=1))
+    assert r["status"] == "CONFLICT" and r["error"]["code"] == "SCOPE_MOVED"
+    [c] = [c for c in (await rep2.ok(CONFLICTS))["conflicts"] if c["recordId"] == contact]
+    assert c["client"] == {"deleted": True} and c["fields"] == ["deleted"]
+    done = await rep2.ok("""mutation($id: ID!) { resolveConflict(id: $id, choice: CLIENT)
+        { conflict { resolved } errors { code } } }""", {"id": c["id"]})
+    assert done["resolveConflict"] == {"conflict": {"resolved": True}, "errors": []}
+    node = await rep2.ok("query($id: ID!) { node(id: $id) { id } }", {"id": contact})
+    assert node["node"] is None
+
+
+async def test_a_create_reusing_a_deleted_id_does_not_revive_it(
+        as_user: Any, world: World) -> None:
+    phone = Device(await as_user("rep1"), "phone")
+    task = str(uuid.uuid4())
+    fields = {"title": "call back", "dueDate": "2026-12-01",
+              "accountId": str(world.accounts["rep1a"])}
+    created, deleted = await phone.push_ok(phone.m("task", "CREATE", task, fields),
+                                           phone.m("task", "DELETE", task, base=1))
+    assert (created["status"], deleted["status"]) == ("APPLIED", "APPLIED")
+    [r] = await phone.push_ok(phone.m("task", "CREATE", task, fields))
+    assert (r["status"], r["error"]["code"], r["data"]) == ("REJECTED", "ID_IN_USE", None)
