@@ -112,10 +112,14 @@ def _format_date(v: date | str) -> str:
     return v if isinstance(v, str) else v.isoformat()
 
 
-def _parse_int(bits: int) -> Callable[[Any], int]:
+def _parse_int(bits: int, least: int | None = None, most: int | None = None,
+               ) -> Callable[[Any], int]:
     """Integers that fit the column (`bits` wide, signed), the same on every database:
-    SQLite would store a 64-bit value in an INTEGER column that PostgreSQL refuses."""
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    SQLite would store a 64-bit value in an INTEGER column that PostgreSQL refuses. The
+    column's `info` may narrow that (`least`, `most`) to what its CHECK constraint allows,
+    so a bad value is this field's error, not a refused batch."""
+    low = -(1 << (bits - 1)) if least is None else max(least, -(1 << (bits - 1)))
+    high = (1 << (bits - 1)) - 1 if most is None else min(most, (1 << (bits - 1)) - 1)
 
     def parse(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
@@ -200,7 +204,7 @@ def codec_for(column: sa.Column[Any]) -> FieldCodec:
         parse = _parse_bool
     elif isinstance(t, sa.Integer):
         bits = 64 if isinstance(t, sa.BigInteger) else 16 if isinstance(t, sa.SmallInteger) else 32
-        parse = _parse_int(bits)
+        parse = _parse_int(bits, column.info.get("least"), column.info.get("most"))
     elif isinstance(t, sa.Float):
         parse = _parse_float
     elif isinstance(t, sa.Date):

@@ -188,3 +188,21 @@ async def test_a_create_reusing_a_deleted_id_does_not_revive_it(
     assert (created["status"], deleted["status"]) == ("APPLIED", "APPLIED")
     [r] = await phone.push_ok(phone.m("task", "CREATE", task, fields))
     assert (r["status"], r["error"]["code"], r["data"]) == ("REJECTED", "ID_IN_USE", None)
+
+
+async def test_a_lead_score_out_of_range_is_a_field_error(as_user: Any) -> None:
+    rep1 = await as_user("rep1")
+    phone = Device(rep1, "phone")
+    lead = str(uuid.uuid4())
+    bad, good, worse = await phone.push_ok(
+        phone.m("lead", "CREATE", str(uuid.uuid4()), {"company": "Too hot", "score": 101}),
+        phone.m("lead", "CREATE", lead, {"company": "Fine", "score": 100}),
+        phone.m("lead", "UPDATE", lead, {"score": -1}, base=1))
+    for r in (bad, worse):
+        assert (r["status"], r["error"]["code"], r["error"]["field"]) == (
+            "REJECTED", "INVALID_FIELD", "score"), r
+        assert "0..100" in r["error"]["message"]
+    assert good["status"] == "APPLIED" and good["data"]["score"] == 100
+    out = await rep1.ok("""mutation { createLead(input: {company: "Via GraphQL", score: 150})
+        { status errors { code field } } }""")
+    assert out["createLead"]["errors"] == [{"code": "INVALID_FIELD", "field": "score"}]

@@ -31,8 +31,9 @@ class Account(SyncedModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     territory_id: uuid.UUID | None = Field(default=None, foreign_key="territory.id", index=True)
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id", index=True)
-    credit_limit_cents: int = Field(default=0, sa_type=sa.BigInteger)
-    payment_terms_days: int = Field(default=30)
+    credit_limit_cents: int = Field(default=0, sa_type=sa.BigInteger,
+                                    sa_column_kwargs={"info": {"least": 0}})
+    payment_terms_days: int = Field(default=30, sa_column_kwargs={"info": {"least": 0}})
     currency: str = Field(default="EUR", max_length=3)
     customer_since: date | None = Field(default=None)
     notes: str | None = Field(default=None)

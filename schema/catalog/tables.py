@@ -15,8 +15,8 @@ class Product(SyncedModel, table=True):
     name: str = Field(max_length=200)
     category: str = Field(max_length=100, index=True)
     description: str | None = Field(default=None)
-    unit_price_cents: int = Field(sa_type=sa.BigInteger)
-    unit_cost_cents: int = Field(sa_type=sa.BigInteger)
+    unit_price_cents: int = Field(sa_type=sa.BigInteger, sa_column_kwargs={"info": {"least": 0}})
+    unit_cost_cents: int = Field(sa_type=sa.BigInteger, sa_column_kwargs={"info": {"least": 0}})
     active: bool = Field(default=True)
 
     __table_args__ = (

@@ -20,7 +20,7 @@ class Lead(SyncedModel, table=True):
     source: LeadSource = Field(default=LeadSource.FIELD, sa_type=enum_column(LeadSource, "source"))
     status: LeadStatus = Field(default=LeadStatus.NEW, sa_type=enum_column(LeadStatus, "status"), index=True)
     status_reason: str | None = Field(default=None, max_length=200)
-    score: int = Field(default=0)
+    score: int = Field(default=0, sa_column_kwargs={"info": {"least": 0, "most": 100}})
     estimated_value_cents: int = Field(default=0, sa_type=sa.BigInteger)
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id", index=True)
     territory_id: uuid.UUID | None = Field(default=None, foreign_key="territory.id", index=True)
