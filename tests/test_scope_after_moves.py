@@ -206,3 +206,19 @@ async def test_a_lead_score_out_of_range_is_a_field_error(as_user: Any) -> None:
     out = await rep1.ok("""mutation { createLead(input: {company: "Via GraphQL", score: 150})
         { status errors { code field } } }""")
     assert out["createLead"]["errors"] == [{"code": "INVALID_FIELD", "field": "score"}]
+
+
+async def test_an_id_reused_in_another_table_does_not_hide_a_record_from_node(
+        as_user: Any, world: World) -> None:
+    rep1, rep2 = await as_user("rep1"), await as_user("rep2")
+    contact = (await rep2.ok("""mutation($a: ID!) { createContact(input: {accountId: $a,
+        firstName: "Mine", lastName: "Only"}) { node { id } } }""",
+                             {"a": str(world.accounts["rep2a"])}))["createContact"]["node"]["id"]
+    phone = Device(rep1, "phone")
+    [r] = await phone.push_ok(phone.m("account", "CREATE", contact, {"name": "Shadow"}))
+    assert r["status"] == "APPLIED"
+    query = "query($id: ID!) { node(id: $id) { __typename id } }"
+    assert (await rep2.ok(query, {"id": contact}))["node"] == {"__typename": "Contact",
+                                                              "id": contact}
+    assert (await rep1.ok(query, {"id": contact}))["node"] == {"__typename": "Account",
+                                                              "id": contact}

@@ -131,17 +131,19 @@ class Query:
     async def node(self, info: Info, id: strawberry.ID) -> T.Node | None:
         key = _id(id)
         ctx = info.context
-        # One statement finds which table holds the id; the load is then scoped.
+        # One statement finds which tables hold the id; the load is then scoped. Ids are
+        # unique per table only: a record someone else created with the same id in
+        # another table must not hide the one this caller may read.
         probe = sa.union_all(*[
             sa.select(sa.literal(name).label("t")).select_from(model).where(model.id == key)
             for name, (_cls, model) in T.NODE_TYPES.items()
         ])
-        table = (await ctx.session.execute(probe)).scalars().first()
-        if table is None:
-            return None
-        cls, model = T.NODE_TYPES[table]
-        row = await load_one(ctx, model, key)
-        return None if row is None else build(cls, row)
+        for table in (await ctx.session.execute(probe)).scalars():
+            cls, model = T.NODE_TYPES[table]
+            row = await load_one(ctx, model, key)
+            if row is not None:
+                return build(cls, row)
+        return None
 
     @strawberry.field
     async def account(self, info: Info, id: strawberry.ID) -> T.Account | None:
