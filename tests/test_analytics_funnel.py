@@ -120,7 +120,7 @@ async def test_routing_preview(as_user: Any, db: Database, world: World) -> None
                     created=START + timedelta(hours=k), territory=t)
     nowhere = await _lead(db, "Nowhere", None, "web", [("new", 0), ("qualified", 1)])
     await _lead(db, "Not yet", None, "web", [("new", 0)], territory=t)
-    routing = (await (await as_user("manager1")).ok(ROUTING))["leadRouting"]
+    routing = (await (await as_user("admin")).ok(ROUTING))["leadRouting"]
     assert "fewest open leads" in routing["rule"]
     assert [(p["lead"]["company"], p["rep"]["email"], p["repOpenLeads"])
             for p in routing["pending"]] == [("A", "rep3@example.com", 0),
@@ -128,5 +128,14 @@ async def test_routing_preview(as_user: Any, db: Database, world: World) -> None
                                              ("C", "rep3@example.com", 1)]
     assert {p["territory"]["code"] for p in routing["pending"]} == {"N"}
     assert routing["unroutableLeadIds"] == [str(nowhere)]
+    # A manager sees the shared pool's plan for their own team only: not who else gets
+    # a lead, nor another team's workload.
+    for manager, expected in (("manager1", [("B", "rep2@example.com", 1)]),
+                              ("manager2", [("A", "rep3@example.com", 0),
+                                            ("C", "rep3@example.com", 1)])):
+        mine = (await (await as_user(manager)).ok(ROUTING))["leadRouting"]
+        assert [(p["lead"]["company"], p["rep"]["email"], p["repOpenLeads"])
+                for p in mine["pending"]] == expected, manager
+        assert mine["unroutableLeadIds"] == [str(nowhere)]
     body = await (await as_user("rep1")).raw(ROUTING)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"

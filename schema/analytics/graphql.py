@@ -47,7 +47,8 @@ from schema.analytics.models import rfm_scores
 from schema.analytics.recommend import recommend
 from schema.analytics.rfm import RfmScore, RfmWindow, ranked, visible
 from schema.analytics.volume import Compare, Dimension, Wanted, sales_volume
-from schema.jobs.routing import plan_routing
+from schema.jobs.routing import RoutingPlan, plan_routing
+from schema.scope import team_ids
 
 
 @strawberry.type
@@ -172,7 +173,14 @@ class AnalyticsQuery:
         return lead_funnel_type(result)
 
     @strawberry.field(description="The lead routing rule and what the next daily run would "
-                      "assign.", permission_classes=[G.ManagersOnly])
+                      "assign (a manager sees the assignments to their own team).", permission_classes=[G.ManagersOnly])
     async def lead_routing(self, info: Info) -> LeadRouting:
-        plan = await G.serialized(info, lambda: plan_routing(info.context.session))
+        ctx = info.context
+        plan = await G.serialized(info, lambda: plan_routing(ctx.session))
+        if not ctx.me.is_admin:
+            # The pool is every manager's, but who else gets a lead, and their workload,
+            # is another team's business.
+            team = set((await ctx.session.execute(team_ids(ctx.me))).scalars())
+            plan = RoutingPlan([a for a in plan.assignments if a.rep_id in team],
+                               plan.unroutable)
         return lead_routing(plan)
