@@ -91,6 +91,10 @@ class Context:
     #: Waits for the change-log head to pass a sequence number (for syncPoke).
     wait_for_changes: Callable[[int], Awaitable[int]] | None = None
     current_head: Callable[[], int] | None = None
+    #: On a WebSocket: whether the token the socket signed in with still stands (not
+    #: expired, the account active, the same role). Subscriptions check it before each
+    #: event, in the session they read with; `require_signed_in` does.
+    still_signed_in: Callable[[AsyncSession], Awaitable[bool]] | None = None
 
     @property
     def me(self) -> Principal:
@@ -98,6 +102,12 @@ class Context:
             raise NotAuthenticated(self.auth_error or "sign in first: send the header "
                                    "Authorization: Bearer <accessToken> (see the login mutation)")
         return self.principal
+
+    async def require_signed_in(self, session: AsyncSession) -> None:
+        """Ends a live subscription whose socket's sign-in no longer stands."""
+        if self.still_signed_in is not None and not await self.still_signed_in(session):
+            raise NotAuthenticated("the access token this socket signed in with has expired "
+                                   "or no longer applies; reconnect with a fresh token")
 
     @property
     def viewer(self) -> Viewer:

@@ -160,6 +160,18 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
             if principal is None:
                 raise ConnectionRejectionError({"reason": error or "authentication required"})
             context.principal = principal
+        else:  # authenticated by the upgrade request's own header
+            header = context.request.headers.get("authorization")
+        # A socket outlives its token: subscriptions ask again before each event, so an
+        # expired token or a deactivated account stops the data (see `Context`).
+        signed_in, tokens = context.principal, self.services.tokens
+
+        async def still_signed_in(session: AsyncSession) -> bool:
+            again, _ = await authenticate(session, tokens, header if isinstance(header, str)
+                                          else None)
+            return again == signed_in
+
+        context.still_signed_in = still_signed_in
         return UNSET
 
 

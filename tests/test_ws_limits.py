@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 import websockets
 
-from server.db import Database, create_engine
+from schema.identity.tables import User
+from server.db import Database, create_engine, sync_url
 from server.settings import Settings
 from tests.conftest import World, make_world
 from tests.servers import ServerProcess, uvicorn_server
@@ -242,3 +244,53 @@ async def test_legacy_graphql_ws_protocol_is_refused(server: Any) -> None:
     finally:
         await ws.close()
     assert code == 4406  # Subprotocol not acceptable
+
+
+async def test_a_live_subscription_ends_when_its_token_expires(
+        server: Any, settings: Settings) -> None:
+    """The token is checked at connect and again before each event: a socket kept open
+    past its token's expiry gets no more data."""
+    world, s = server
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    ws = await connect(s, {"Authorization": "Bearer " + forged(settings, world, exp=soon)})
+    try:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+        await subscribe(ws, "1")
+        await poke_rep1(s, world)
+        assert poked(await messages(ws, 1.5)) == {"1"}  # while the token stands
+        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
+        await poke_rep1(s, world)
+        assert _ended_unauthenticated(await messages(ws, 3.0))
+    finally:
+        await ws.close()
+
+
+async def test_a_live_subscription_ends_when_the_account_is_deactivated(
+        server: Any, settings: Settings) -> None:
+    world, s = server
+    ws = await signed_in(s, "rep1@example.com")
+    try:
+        await subscribe(ws, "1")
+        engine = sa.create_engine(sync_url(settings.database_url))
+        try:
+            users = User.__table__
+            with engine.begin() as conn:
+                conn.execute(sa.update(users).where(users.c.id == world.users["rep1"])
+                             .values(active=False))
+        finally:
+            engine.dispose()
+        await poke_rep1(s, world)
+        assert _ended_unauthenticated(await messages(ws, 3.0))
+    finally:
+        await ws.close()
+
+
+def _ended_unauthenticated(msgs: list[dict[str, Any]]) -> bool:
+    """The subscription's last word is an UNAUTHENTICATED error and no data (strawberry
+    sends it as a `next` with errors, or as an `error`)."""
+    assert not [m for m in msgs if m["type"] == "next" and (m["payload"].get("data") or {})
+                .get("syncPoke")], msgs
+    codes = [e.get("extensions", {}).get("code") for m in msgs if m["type"] in ("next", "error")
+             for e in (m["payload"].get("errors", []) if m["type"] == "next" else m["payload"])]
+    assert "UNAUTHENTICATED" in codes, msgs
+    return True

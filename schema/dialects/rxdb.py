@@ -183,6 +183,7 @@ async def stream(info: Info, entity: str, client_id: str | None) -> AsyncGenerat
         seen = head
         docs: list[dict[str, Any]] = []
         async with ctx.db.write() as session:
+            await ctx.require_signed_in(session)
             while True:
                 out = await ctx.pull.pull(session, viewer, cid, cursor, 500,
                                           entities=frozenset({entity}))

@@ -409,6 +409,7 @@ class SyncSubscription:
         while True:
             head = await ctx.wait_for_changes(seen)
             async with ctx.db.read() as session:
+                await ctx.require_signed_in(session)
                 news = await scope_changed(session, viewer, seen, head)
             seen = head
             if news:
