@@ -16,7 +16,7 @@ import functools
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -385,30 +385,33 @@ class PushEngine:
             state.existing_keys = {key for key, _ in flags}
             state.visible = {key for key, visible in flags if visible}
             hidden = state.existing_keys - state.visible
-            # Grace for edits a device queued before it heard of a reassignment: only for
-            # what the device held at its last pull, i.e. where the first change of holder
-            # since then took the record away from this user. A device that never pulled
-            # holds nothing, and a key that came and went since holds nothing either.
-            if hidden and client is not None and client.last_pull_seq > 0:
-                moves = await session.execute(
-                    sa.select(col(Change.row_id), col(Change.prev_scope_key)).where(
-                        col(Change.op) == "move", col(Change.row_id).in_(hidden),
-                        col(Change.seq) > client.last_pull_seq,
-                    ).order_by(col(Change.seq)))
-                state.moved_away = _first_left(moves, viewer.user_id)
+            # Grace for work a device queued before it heard of a reassignment: for what
+            # left this user after the device's last pull. A device that never pulled
+            # holds no more than the user's stalest device that did (a store moved to a
+            # new clientId); with none, it holds nothing.
             gone = [p.row_id for p in items
                     if (cur := state.rows.get((p.spec.name, p.row_id))) is not None
                     and cur["scope_key"] in hidden]
-            if gone and client is not None and client.last_pull_seq > 0:
+            since = await _last_pulled(session, client) if client is not None and hidden \
+                else None
+            if since is not None:
+                moved = await session.execute(
+                    sa.select(col(Change.row_id)).where(
+                        col(Change.op) == "move", col(Change.row_id).in_(hidden),
+                        col(Change.prev_scope_key) == viewer.user_id,
+                        col(Change.seq) > since,
+                    )
+                )
+                state.moved_away = set(moved.scalars())
+            if gone and since is not None:
                 # Rows that left the viewer on their own (a lead handed to another rep)
                 # after this device last pulled: its queued edits become reviewable
                 # conflicts, not silent refusals.
                 left = await session.execute(
-                    sa.select(col(Change.row_id), col(Change.prev_holder_id)).where(
-                        col(Change.row_id).in_(gone), col(Change.prev_scope_key).is_not(None),
-                        col(Change.op) != "move", col(Change.seq) > client.last_pull_seq,
-                    ).order_by(col(Change.seq)))
-                state.moved_rows = _first_left(left, viewer.user_id)
+                    sa.select(col(Change.row_id)).where(
+                        col(Change.row_id).in_(gone), col(Change.prev_holder_id) == viewer.user_id,
+                        col(Change.seq) > since))
+                state.moved_rows = set(left.scalars())
         for p in items:
             cur = state.rows.get((p.spec.name, p.row_id))
             # No baseVersion means a deliberate overwrite (documented); with one, merge.
@@ -725,13 +728,15 @@ class PushEngine:
         return str(cid)
 
 
-def _first_left(changes: Iterable[Any], user_id: uuid.UUID) -> set[uuid.UUID]:
-    """The rows whose first change of holder in `changes` (row id, previous holder; in
-    log order) took them from `user_id`."""
-    first: dict[uuid.UUID, uuid.UUID | None] = {}
-    for row_id, prev in changes:
-        first.setdefault(row_id, prev)
-    return {row_id for row_id, prev in first.items() if prev == user_id}
+async def _last_pulled(session: AsyncSession, client: Client) -> int | None:
+    """The change-log position up to which this device knows its scope, or None when
+    neither it nor any device of its user has pulled."""
+    if client.last_pull_at is not None:
+        return client.last_pull_seq
+    return (await session.execute(
+        sa.select(sa.func.min(col(Client.last_pull_seq))).where(
+            col(Client.user_id) == client.user_id, col(Client.last_pull_at).is_not(None)))
+    ).scalar_one_or_none()
 
 
 def _child_delta(new: Sequence[Mapping[str, Any]], old: Sequence[Mapping[str, Any]] | None) -> bool:

@@ -51,16 +51,6 @@ async def test_only_a_device_that_held_the_account_keeps_writing_to_it(
     await rep2.ok("""mutation($id: ID!) { updateAccount(id: $id,
         input: {notes: "rep2's own notes"}) { status } }""", {"id": str(acc)})
 
-    # A clientId that never pulled held nothing: no grace, and nothing to read.
-    fresh = Device(rep1, "fresh-" + uuid.uuid4().hex)
-    out = await fresh.push_ok(
-        _order(fresh, acc, cola),
-        fresh.m("visitNote", "CREATE", str(uuid.uuid4()), {"accountId": str(acc),
-                                                          "body": "after the move"}),
-        fresh.m("account", "UPDATE", str(acc), {"name": "x"}, base=1))
-    assert [(r["status"], r["error"]["code"], r["data"], r["conflictId"]) for r in out] == [
-        ("REJECTED", "NOT_FOUND", None, None)] * 3
-
     # The phone queued its order and edit before it heard of the move: kept.
     order, edit = await phone.push_ok(_order(phone, acc, cola),
                                       phone.m("account", "UPDATE", str(acc),
@@ -76,17 +66,54 @@ async def test_only_a_device_that_held_the_account_keeps_writing_to_it(
     [theirs] = [c for c in (await rep2.ok(CONFLICTS))["conflicts"] if c["id"] == mine["id"]]
     assert theirs["server"]["notes"] == "rep2's own notes"
 
-
-async def test_an_account_that_came_and_went_since_the_last_pull_gets_no_grace(
-        as_user: Any, world: World) -> None:
-    rep1, manager = await as_user("rep1"), await as_user("manager1")
-    acc = world.accounts["rep2a"]
-    phone = Device(rep1, "phone")
+    # Once every device of the rep has pulled the move, a clientId that never pulled
+    # (which holds no more than the user's stalest device) gets no grace either.
     await phone.pull()
-    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep1"])})
+    fresh = Device(rep1, "fresh-" + uuid.uuid4().hex)
+    out = await fresh.push_ok(
+        _order(fresh, acc, cola),
+        fresh.m("visitNote", "CREATE", str(uuid.uuid4()), {"accountId": str(acc),
+                                                          "body": "after the move"}),
+        fresh.m("account", "UPDATE", str(acc), {"name": "x"}, base=1))
+    assert [(r["status"], r["error"]["code"], r["data"], r["conflictId"]) for r in out] == [
+        ("REJECTED", "NOT_FOUND", None, None)] * 3
+
+
+async def test_a_device_holds_what_its_snapshot_brought_after_it_began(
+        as_user: Any, world: World) -> None:
+    """Snapshot pages read the scope as it is when each page is read, so a device may
+    hold a record that came to its user after the snapshot's position: its queued edit
+    of that record is still kept when the record leaves."""
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    acc = str(world.accounts["rep2a"])
+    page = (await rep1.ok(PAGE, {"c": "phone", "cursor": None, "n": 1}))["syncPull"]
+    await manager.ok(MOVE, {"id": acc, "o": str(world.users["rep1"])})
+    cursor, held = page["cursor"], False
+    while not held:
+        page = (await rep1.ok(PAGE, {"c": "phone", "cursor": cursor, "n": 1}))["syncPull"]
+        cursor, held = page["cursor"], any(c["id"] == acc for c in page["changes"])
+        assert held or page["hasMore"], "the snapshot ended without the account"
+    await manager.ok(MOVE, {"id": acc, "o": str(world.users["rep2"])})
+    phone = Device(rep1, "phone")
+    edit, order = await phone.push_ok(
+        phone.m("account", "UPDATE", acc, {"name": "offline edit"}, base=1),
+        _order(phone, uuid.UUID(acc), world.products["cola"]))
+    assert (edit["status"], edit["error"]["code"]) == ("CONFLICT", "SCOPE_MOVED"), edit
+    assert order["status"] == "APPLIED", order
+
+
+async def test_a_new_client_id_for_a_moved_store_keeps_the_grace_of_its_user(
+        as_user: Any, world: World) -> None:
+    """A device that moves its store to a new clientId (the client library's recovery
+    after CLIENT_NOT_YOURS or a restore) pushes before it pulls; its outbox is judged as
+    the user's stalest device's would be."""
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    acc = world.accounts["rep1a"]
+    await Device(rep1, "old-id").pull()
     await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
-    [r] = await phone.push_ok(_order(phone, acc, world.products["cola"]))
-    assert (r["status"], r["error"]["code"], r["data"]) == ("REJECTED", "NOT_FOUND", None)
+    renamed = Device(rep1, "new-id")
+    [r] = await renamed.push_ok(_order(renamed, acc, world.products["cola"]))
+    assert r["status"] == "APPLIED", r
 
 
 async def test_a_rep_never_sees_costs_in_a_conflict(as_user: Any, world: World) -> None:
@@ -222,3 +249,53 @@ async def test_an_id_reused_in_another_table_does_not_hide_a_record_from_node(
                                                               "id": contact}
     assert (await rep1.ok(query, {"id": contact}))["node"] == {"__typename": "Account",
                                                               "id": contact}
+
+
+async def test_a_user_with_no_device_that_pulled_gets_no_grace(
+        as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    acc = world.accounts["rep1a"]
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
+    fresh = Device(rep1, "never-pulled")
+    [r] = await fresh.push_ok(_order(fresh, acc, world.products["cola"]))
+    assert (r["status"], r["error"]["code"], r["data"]) == ("REJECTED", "NOT_FOUND", None)
+
+
+async def test_an_echo_after_the_move_does_not_hide_a_held_record_from_eviction(
+        as_user: Any, db: Database, world: World) -> None:
+    """The new holder's refused WatermelonDB edit logs the contact again (an echo, with
+    version 1): the old holder's device must still be told to drop it."""
+    rep1, rep2, manager = [await as_user(n) for n in ("rep1", "rep2", "manager1")]
+    acc = world.accounts["rep1a"]
+    async with db.write() as s:
+        [contact] = await insert_rows(s, "contact", [{"account_id": acc, "first_name": "Held",
+                                                     "last_name": "ByRep1"}])
+    phone = Device(rep1, "phone")
+    assert str(contact) in {c["id"] for c in await phone.pull()}
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
+    await rep2.ok("""mutation($c: JSON!) { watermelonPush(changes: $c, lastPulledAt: 0,
+        clientId: "tab") }""", {"c": {"contacts": {"created": [], "deleted": [], "updated": [
+        {"id": str(contact), "version": 1, "account_id": str(world.accounts["rep3a"]),
+         "_changed": "account_id"}]}}})
+    evicted = {c["id"] for c in await phone.pull() if c["op"] == "EVICT"}
+    assert {str(acc), str(contact)} <= evicted
+
+
+async def test_a_conflict_on_a_record_that_moved_on_its_own_shows_only_the_readers_side(
+        as_user: Any, world: World) -> None:
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    phone = Device(rep1, "phone")
+    lead = str(uuid.uuid4())
+    await phone.push_ok(phone.m("lead", "CREATE", lead, {"company": "Acme"}))
+    await manager.ok("""mutation($id: ID!) { updateLead(id: $id, input: {phone: "+1 boss"})
+        { status } }""", {"id": lead})
+    [r] = await phone.push_ok(phone.m("lead", "UPDATE", lead, {"phone": "+1 mine"}, base=1))
+    assert r["status"] == "CONFLICT", r
+    [before] = (await rep1.ok(CONFLICTS))["conflicts"]
+    assert before["server"]["phone"] == "+1 boss"  # still hers: she sees both sides
+    await manager.ok("""mutation($id: ID!, $o: ID!) { updateLead(id: $id,
+        input: {ownerId: $o, phone: "+1 rep2's"}) { status } }""",
+                     {"id": lead, "o": str(world.users["rep2"])})
+    [after] = (await rep1.ok(CONFLICTS))["conflicts"]
+    assert after["client"] == before["client"]
+    assert (after["base"], after["server"], after["outcome"]) == (None, None, None)
