@@ -316,9 +316,12 @@ class _Page:
                 left = sa.select(col(Change.row_id)).where(
                     col(Change.entity) == spec.name, col(Change.prev_scope_key) == key,
                     col(Change.seq) > pos.seq)
+                # A creation is the row's first upsert with no previous values (an echo
+                # of an unchanged row also has version 1, but says so in `prev`).
                 born_later = sa.select(col(Change.row_id)).where(
                     col(Change.entity) == spec.name, col(Change.row_id) == t.c.id,
-                    col(Change.version) == 1, col(Change.seq) > pos.seq,
+                    col(Change.version) == 1, col(Change.op) == "upsert",
+                    col(Change.prev).is_(None), col(Change.seq) > pos.seq,
                     col(Change.actor_id).is_distinct_from(self.viewer.user_id))
                 stmt = stmt.where(sa.or_(t.c.scope_key == key, t.c.id.in_(left)),
                                   ~born_later.exists())

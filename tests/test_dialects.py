@@ -131,3 +131,25 @@ async def test_watermelon_migration_backfills_new_tables(as_user: Any, world: Wo
                                                         "columns": ["tier"]}]}}))["watermelonPull"]
     assert len(again["changes"]["products"]["created"]) == 2
     assert len(again["changes"]["accounts"]["updated"]) == 2
+
+
+async def test_watermelon_create_of_a_deleted_id_is_deleted_on_the_next_pull(
+        as_user: Any, world: World) -> None:
+    """WatermelonDB marks what it pushed as synced whatever the answer: a CREATE refused
+    because its id belongs to a deleted record must come back as a deletion, or the
+    device keeps a record the server deleted."""
+    rep1 = await as_user("rep1")
+    first = (await rep1.ok(WM_PULL, {"t": None}))["watermelonPull"]
+    contact = {"id": str(uuid.uuid4()), "account_id": str(world.accounts["rep1a"]),
+               "first_name": "Deleted", "last_name": "Before", "_status": "created",
+               "_changed": ""}
+    for changes in ({"created": [contact], "updated": [], "deleted": []},
+                    {"created": [], "updated": [], "deleted": [contact["id"]]}):
+        out = (await rep1.ok(WM_PUSH, {"t": first["timestamp"], "c": {"contacts": changes}}))
+        assert out["watermelonPush"]["rejected"] == []
+    middle = (await rep1.ok(WM_PULL, {"t": first["timestamp"]}))["watermelonPull"]
+    out = (await rep1.ok(WM_PUSH, {"t": middle["timestamp"], "c": {"contacts": {
+        "created": [contact], "updated": [], "deleted": []}}}))["watermelonPush"]
+    assert [r["code"] for r in out["rejected"]] == ["ID_IN_USE"]
+    later = (await rep1.ok(WM_PULL, {"t": middle["timestamp"]}))["watermelonPull"]
+    assert contact["id"] in later["changes"]["contacts"]["deleted"]

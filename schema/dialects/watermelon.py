@@ -217,8 +217,12 @@ class WatermelonMutation:
             # Watermelon marks every pushed record synced whatever the answer, so what the
             # server refused or merged is sent back on the next pull as its current state.
             echo = ChangeSet(actor_id=ctx.viewer.user_id, client_id=cid)
+            # A refused CREATE of a deleted id carries no data but must be echoed too: the
+            # echo of the tombstone is what deletes the device's copy.
             for m, out in zip(mutations, outs, strict=True):
-                if out.status in ("CONFLICT", "REJECTED", "MERGED") and out.data is not None:
+                reused = out.error is not None and out.error.code == "ID_IN_USE"
+                if out.status in ("CONFLICT", "REJECTED", "MERGED") and (
+                        out.data is not None or reused):
                     echo.echo(spec_of(m.entity), uuid.UUID(m.id), restore=m.op == "DELETE")
             await flush(session, echo)
         if mutations and ctx.notify is not None:
