@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,21 +16,44 @@ from schema.scope import Principal, team_ids, viewer_of, visible_keys
 from sync.model import dialect_name, utcnow
 from sync.protocol import MutationIn, MutationOut
 from sync.push import PushEngine
+from sync.registry import Registry
 from sync.tables import Conflict
 
 Choice = Literal["SERVER", "CLIENT"]
 
 
-def visible_conflicts(principal: Principal) -> sa.Select[Conflict, bool]:
-    """(conflict, record readable) for the conflicts a principal may read: ones they or
-    their team caused, and ones on records in their scope (a rep sees edits others made
-    to their accounts). The flag says whether the principal can still read the record."""
+def visible_conflicts(principal: Principal) -> sa.Select[Any]:
+    """Conflicts a principal may read: ones they or their team caused, and ones on
+    records in their scope (a rep sees edits others made to their accounts)."""
+    stmt = sa.select(Conflict)
     keys = visible_keys(principal)
     if keys is None:
-        return sa.select(Conflict, sa.true())
-    readable = col(Conflict.scope_key).in_(keys)
-    return sa.select(Conflict, readable).where(
-        sa.or_(col(Conflict.user_id).in_(team_ids(principal)), readable))
+        return stmt
+    return stmt.where(sa.or_(col(Conflict.user_id).in_(team_ids(principal)),
+                             col(Conflict.scope_key).in_(keys)))
+
+
+async def readable_records(session: AsyncSession, registry: Registry, principal: Principal,
+                           conflicts: Sequence[Conflict]) -> set[tuple[str, uuid.UUID]]:
+    """(entity, id) of the conflicts' records the principal can read now: where each
+    record is today, not where it was when the conflict arose (one statement per
+    entity)."""
+    keys = visible_keys(principal)
+    if keys is None:
+        return {(c.entity, c.row_id) for c in conflicts}
+    by_entity: dict[str, set[uuid.UUID]] = defaultdict(set)
+    for c in conflicts:
+        by_entity[c.entity].add(c.row_id)
+    out: set[tuple[str, uuid.UUID]] = set()
+    for entity, ids in by_entity.items():
+        spec = registry.get(entity)
+        if spec is None:
+            continue
+        t = spec.table
+        rows = await session.execute(
+            sa.select(t.c.id).where(t.c.id.in_(ids), t.c.scope_key.in_(keys)))
+        out.update((entity, rid) for rid in rows.scalars())
+    return out
 
 
 @dataclass(frozen=True)
@@ -67,25 +92,21 @@ class ResolutionRefused(Exception):
 
 
 async def resolve(session: AsyncSession, engine: PushEngine, principal: Principal,
-                  conflict_id: uuid.UUID, choice: Choice) -> tuple[Conflict, bool] | None:
+                  conflict_id: uuid.UUID, choice: Choice) -> Conflict | None:
     """Keep one side, through the normal write path (so the usual rules still hold: a rep
     cannot push a credit limit through here either).
 
     CLIENT re-applies the device's losing values (an edit, or a delete). SERVER restores
     the server's values the device overwrote (when the device had won); when the server
     already won there is nothing to write. Anything short of a clean apply raises
-    `ResolutionRefused`, so the conflict stays open and nothing half-happens. Returns
-    the conflict and whether the principal can read its record, as `visible_conflicts`.
+    `ResolutionRefused`, so the conflict stays open and nothing half-happens.
     """
     stmt = visible_conflicts(principal).where(col(Conflict.id) == conflict_id)
     if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update()
-    found = (await session.execute(stmt)).one_or_none()
-    if found is None:
-        return None
-    conflict, record_readable = found
-    if conflict.resolved:
-        return conflict, record_readable
+    conflict = (await session.execute(stmt)).scalar_one_or_none()
+    if conflict is None or conflict.resolved:
+        return conflict
     mutation = _mutation_for(conflict, choice)
     if mutation is not None:
         out = (await engine.apply(session, viewer_of(principal), [mutation]))[0]
@@ -95,7 +116,7 @@ async def resolve(session: AsyncSession, engine: PushEngine, principal: Principa
     conflict.resolution = choice
     conflict.resolved_by = principal.user_id
     conflict.resolved_at = utcnow()
-    return conflict, record_readable
+    return conflict
 
 
 def _mutation_for(conflict: Conflict, choice: Choice) -> MutationIn | None:

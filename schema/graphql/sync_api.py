@@ -303,8 +303,10 @@ class SyncQuery:
             col(ConflictRow.created_at).desc()).limit(max(0, min(first, ctx.max_page)))
         if resolved is not None:
             stmt = stmt.where(col(ConflictRow.resolved).is_(resolved))
-        rows = (await ctx.session.execute(stmt)).all()
-        return [conflict_type(ctx, r, readable) for r, readable in rows]
+        rows = list((await ctx.session.execute(stmt)).scalars())
+        readable = await conflict_service.readable_records(ctx.session, ctx.push.registry,
+                                                           ctx.me, rows)
+        return [conflict_type(ctx, r, (r.entity, r.row_id) in readable) for r in rows]
 
 
 @strawberry.type
@@ -320,11 +322,13 @@ class SyncMutation:
             cid = uuid.UUID(int=0)
         try:
             async with ctx.db.write() as session:
-                found = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
-                                                       choice.value)
-                row = None if found is None else found[0]
-                result = None if found is None else conflict_type(ctx, *found)
+                row = await conflict_service.resolve(session, ctx.push, ctx.me, cid,
+                                                     choice.value)
+                result = None
                 if row is not None:
+                    readable = await conflict_service.readable_records(
+                        session, ctx.push.registry, ctx.me, [row])
+                    result = conflict_type(ctx, row, (row.entity, row.row_id) in readable)
                     await audit.record(session, audit.CONFLICT_RESOLVED, user_id=ctx.me.user_id,
                                        detail={"conflict": str(cid), "choice": choice.value,
                                                "entity": row.entity, "record": str(row.row_id)})
