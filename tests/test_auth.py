@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 import uuid
 import warnings
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -117,6 +119,34 @@ async def test_brute_force_is_throttled_with_retry_after(client: Any, world: Wor
     out = r.json()["data"]["login"]
     assert out["code"] == "RATE_LIMITED" and out["retryAfterSeconds"] > 0
     assert int(r.headers["retry-after"]) == out["retryAfterSeconds"]
+
+
+async def test_guesses_sent_at_once_are_throttled_too(client: Any, world: World) -> None:
+    """Each attempt is counted before its password is checked, in one locked step: forty
+    guesses in flight together get no more than the limit's worth of checks."""
+    outs = await asyncio.gather(*[login(client, "rep1@example.com", f"guess-{i}")
+                                  for i in range(40)])
+    codes = Counter(o["code"] for o in outs)
+    assert codes == {"INVALID_CREDENTIALS": 5, "RATE_LIMITED": 35}, codes
+
+
+async def test_signing_in_does_not_reset_the_addresss_count(client: Any, world: World) -> None:
+    """Someone with an account of their own cannot spray guesses over other emails from
+    one address by signing themselves in between (a success takes back its own attempt
+    only)."""
+    async def guess(i: int) -> str:
+        return str((await login(client, f"victim{i}@example.com", "guess"))["code"])
+
+    async def sign_in() -> dict[str, Any]:
+        return await login(client, "rep2@example.com")
+
+    assert [await guess(0), await guess(1)] == ["INVALID_CREDENTIALS"] * 2
+    assert "accessToken" in await sign_in()
+    assert [await guess(2), await guess(3)] == ["INVALID_CREDENTIALS"] * 2
+    assert "accessToken" in await sign_in()
+    # Five failures from the address in the window: the limit, successes or not.
+    assert [await guess(4), await guess(5)] == ["INVALID_CREDENTIALS", "RATE_LIMITED"]
+    assert (await sign_in())["code"] == "RATE_LIMITED"
 
 
 async def test_key_rotation_accepts_old_kid(client: Any, world: World, settings: Settings) -> None:
