@@ -7,6 +7,7 @@ the lifespan state, so several app instances (tests, workers) never share global
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import socket
@@ -123,6 +124,14 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
         # not bytes: strawberry sends bytes over a WebSocket as binary frames, which
         # graphql-ws clients refuse.
         return jsontext.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except RecursionError:
+            # Thousands of nested brackets: answered as any other unreadable body (400),
+            # not as a server error with a traceback in the log.
+            raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(explorer_html(DEFAULT_QUERY))

@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+from schema.bulk import insert_rows
 from tests.conftest import World
 
 RX_PULL = """query($cp: RxCheckpointInput, $n: Int!) { pullContact(checkpoint: $cp, limit: $n,
@@ -153,3 +154,55 @@ async def test_watermelon_create_of_a_deleted_id_is_deleted_on_the_next_pull(
     assert [r["code"] for r in out["rejected"]] == ["ID_IN_USE"]
     later = (await rep1.ok(WM_PULL, {"t": middle["timestamp"]}))["watermelonPull"]
     assert contact["id"] in later["changes"]["contacts"]["deleted"]
+
+
+async def test_dialect_pushes_and_pulls_keep_the_protocols_caps(
+        as_user: Any, world: World, app: Any) -> None:
+    rep1 = await as_user("rep1")
+    cap = app.state.services.push.limits.max_batch
+    rows = [{"newDocumentState": {"id": str(uuid.uuid4()), "firstName": "A", "lastName": "B",
+                                  "accountId": str(world.accounts["rep1a"])}}
+            for _ in range(cap + 1)]
+    body = await rep1.raw(RX_PUSH, {"rows": rows})
+    assert body["errors"][0]["extensions"] == {"code": "BATCH_TOO_LARGE", "retryable": False}
+    created = [{"id": str(uuid.uuid4()), "account_id": str(world.accounts["rep1a"]),
+                "first_name": "A", "last_name": "B", "_status": "created", "_changed": ""}
+               for _ in range(cap + 1)]
+    body = await rep1.raw(WM_PUSH, {"t": None, "c": {"contacts": {
+        "created": created, "updated": [], "deleted": []}}})
+    assert body["errors"][0]["extensions"] == {"code": "BATCH_TOO_LARGE", "retryable": False}
+    # Neither push applied anything.
+    docs, _ = await rx_pull_all(rep1, batch=100)
+    assert docs == []
+    # An RxDB pull asking for more than a page gets at most one.
+    limit = app.state.services.pull.limits.max_page
+    async with app.state.services.db.write() as s:
+        await insert_rows(s, "contact", [{"account_id": world.accounts["rep1a"],
+                                          "first_name": f"C{i}", "last_name": "D"}
+                                         for i in range(limit + 5)])
+    page = (await rep1.ok(RX_PULL, {"cp": None, "n": 2_000_000_000}))["pullContact"]
+    assert len(page["documents"]) == limit
+
+
+async def test_watermelon_input_a_client_must_fix_is_not_retryable(
+        as_user: Any, world: World) -> None:
+    rep1 = await as_user("rep1")
+    order = {"id": str(uuid.uuid4()), "account_id": str(world.accounts["rep1a"]),
+             "_status": "created", "_changed": ""}
+    bad = {
+        "record not an object": {"contacts": {"created": ["x"], "updated": [], "deleted": []}},
+        "lines not JSON": {"orders": {"created": [{**order, "lines": "[{"}], "updated": [],
+                                      "deleted": []}},
+        "version not a number": {"contacts": {"created": [], "deleted": [], "updated": [
+            {"id": str(uuid.uuid4()), "version": "one", "_changed": "first_name"}]}},
+        "version out of range": {"contacts": {"created": [], "deleted": [], "updated": [
+            {"id": str(uuid.uuid4()), "version": 2.0 ** 80, "_changed": "first_name"}]}},
+        "kind not a list": {"contacts": {"created": {"id": "x"}}},
+    }
+    for case, changes in bad.items():
+        body = await rep1.raw(WM_PUSH, {"t": None, "c": changes})
+        assert body["errors"][0]["extensions"] == {"code": "INVALID_FIELD",
+                                                   "retryable": False}, case
+    for t in (1e308, -1.0, 1.5):
+        body = await rep1.raw(WM_PULL, {"t": t})
+        assert body["errors"][0]["extensions"]["code"] == "INVALID_FIELD", t

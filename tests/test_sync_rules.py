@@ -325,6 +325,15 @@ async def test_oversized_body_is_refused_with_413(client: Any, world: World) -> 
     assert r.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
+async def test_a_deeply_nested_body_is_a_400_not_a_server_error(client: Any) -> None:
+    """Thousands of nested brackets overflow the JSON parser's recursion: the answer is
+    the unreadable-body 400, with no sign-in needed and no traceback."""
+    nested = "[" * 5000 + "]" * 5000
+    r = await client.post("/graphql", content=f'{{"query": "{{ __typename }}", "variables": '
+                          f'{{"a": {nested}}}}}', headers={"content-type": "application/json"})
+    assert (r.status_code, r.text) == (400, "Unable to parse request body as JSON")
+
+
 async def test_page_size_is_capped(as_user: Any, world: World) -> None:
     rep1 = await as_user("rep1")
     body = await rep1.raw("{ accounts(first: 100000) { edges { node { id } } } }")

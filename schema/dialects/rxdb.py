@@ -87,6 +87,8 @@ async def pull(info: Info, entity: str, checkpoint: RxCheckpointInput | None, li
     ctx = info.context
     cid = _client_id(info, entity, client_id)
     cursor = checkpoint.cursor if checkpoint else None
+    # A page is at most the sync protocol's, whatever the client asks for.
+    limit = max(1, min(limit, ctx.pull.limits.max_page))
     docs: list[dict[str, Any]] = []
     try:
         async with ctx.db.write() as session:
@@ -124,6 +126,10 @@ async def push(info: Info, entity: str, rows: list[RxPushRow] | None) -> list[JS
     ctx = info.context
     spec = spec_of(entity)
     rows = rows or []
+    if len(rows) > ctx.push.limits.max_batch:
+        raise GraphQLError(f"{len(rows)} rows in one push; at most {ctx.push.limits.max_batch}: "
+                           "set the replication's push batchSize lower",
+                           extensions={"code": "BATCH_TOO_LARGE", "retryable": False})
     conflicts: list[dict[str, Any]] = []
     async with ctx.db.write() as session:
         current = await current_documents(

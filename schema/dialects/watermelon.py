@@ -17,6 +17,7 @@ arrives on the next pull; per-record refusals are listed in the push's answer.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections import defaultdict
 from typing import Any, cast
@@ -59,6 +60,21 @@ def to_record(entity: str, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _invalid(message: str) -> GraphQLError:
+    """A request a client must fix (not retry): WatermelonDB shows it as a failed sync."""
+    return GraphQLError(message, extensions={"code": "INVALID_FIELD", "retryable": False})
+
+
+def _position(last_pulled_at: float | None) -> int:
+    """`lastPulledAt` is the server's change-log position it last sent: a whole number."""
+    if last_pulled_at is None:
+        return 0
+    if not (math.isfinite(last_pulled_at) and 0 <= last_pulled_at < 2 ** 63
+            and last_pulled_at == int(last_pulled_at)):
+        raise _invalid("lastPulledAt must be the timestamp a pull returned, or null")
+    return int(last_pulled_at)
+
+
 def from_record(entity: str, record: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
     """A Watermelon raw record → (wire fields a client may write, its `_changed` list)."""
     spec = spec_of(entity)
@@ -76,6 +92,15 @@ def from_record(entity: str, record: dict[str, Any]) -> tuple[dict[str, Any], li
     changed = record.get("_changed")
     names = [camel(c) for c in str(changed).split(",") if c] if changed else None
     return fields, names
+
+
+def _fields(table: str, entity: str, record: Any) -> tuple[dict[str, Any], list[str] | None]:
+    if not isinstance(record, dict):
+        raise _invalid(f"{table}: every record must be an object")
+    try:
+        return from_record(entity, record)
+    except ValueError as e:  # an order's `lines` that is not JSON
+        raise _invalid(f"{table} {record.get('id')}: {e}") from None
 
 
 async def _collect(info: Info, client_id: str, position: Position | None,
@@ -138,16 +163,16 @@ class WatermelonQuery:
                               schema_version: int | None = None, migration: JSON | None = None,
                               client_id: strawberry.ID | None = None) -> JSON:
         cid = f"{client_id or 'watermelon'}:wm"[:128]
-        first = not last_pulled_at
-        position = None if last_pulled_at is None or first else Position(seq=int(last_pulled_at))
+        since = _position(last_pulled_at)
+        first = not since
+        position = None if first else Position(seq=since)
         try:
             changes, timestamp, reset = await _collect(info, cid, position, None)
         except SyncRequestError as e:
             raise GraphQLError(e.message, extensions={"code": e.code,
                                                       "retryable": e.retryable}) from None
         fresh = first or reset
-        new_here = set() if fresh else await _created_since(
-            info, changes, int(last_pulled_at or 0), cid)
+        new_here = set() if fresh else await _created_since(info, changes, since, cid)
         tables: dict[str, dict[str, list[Any]]] = defaultdict(
             lambda: {"created": [], "updated": [], "deleted": []})
         for c in changes:
@@ -187,26 +212,37 @@ class WatermelonMutation:
         if not isinstance(changes, dict):
             raise GraphQLError("changes must be an object of tables",
                                extensions={"code": "INVALID_FIELD"})
+        _position(last_pulled_at)
         for table, kinds in changes.items():
             entity = ENTITIES.get(table)
             if entity is None or not isinstance(kinds, dict):
                 raise GraphQLError(f"unknown table '{table}'", extensions={"code": "UNKNOWN_ENTITY"})
+            for kind in ("created", "updated", "deleted"):
+                if not isinstance(kinds.get(kind) or [], list):
+                    raise _invalid(f"{table}.{kind} must be a list")
             for record in kinds.get("created") or []:
-                fields, _ = from_record(entity, record)
+                fields, _ = _fields(table, entity, record)
                 mutations.append(MutationIn(0, entity, "CREATE", str(record.get("id")), None, fields))
                 where.append((table, str(record.get("id"))))
             for record in kinds.get("updated") or []:
-                fields, changed = from_record(entity, record)
+                fields, changed = _fields(table, entity, record)
                 if changed is not None:
                     fields = {k: v for k, v in fields.items() if k in changed}
                 base = record.get("version")
+                if base is not None and not (isinstance(base, (int, float))
+                                             and not isinstance(base, bool)
+                                             and math.isfinite(base) and 0 <= base < 2 ** 31):
+                    raise _invalid(f"{table} {record.get('id')}: version must be a whole number")
                 mutations.append(MutationIn(0, entity, "UPDATE", str(record.get("id")),
-                                            int(base) if isinstance(base, (int, float)) else None,
-                                            fields))
+                                            None if base is None else int(base), fields))
                 where.append((table, str(record.get("id"))))
             for rid in kinds.get("deleted") or []:
                 mutations.append(MutationIn(0, entity, "DELETE", str(rid)))
                 where.append((table, str(rid)))
+        if len(mutations) > ctx.push.limits.max_batch:
+            raise GraphQLError(f"{len(mutations)} records in one push; at most "
+                               f"{ctx.push.limits.max_batch}: push in smaller batches",
+                               extensions={"code": "BATCH_TOO_LARGE", "retryable": False})
         cid = f"{client_id or 'watermelon'}:wm"[:128]
         async with ctx.db.write() as session:
             try:
