@@ -172,6 +172,41 @@ async def test_inactive_product_order_is_kept_rejected_then_fixed(as_user: Any, 
     assert fixed["data"]["number"].startswith("SO-")
 
 
+async def test_a_rep_cannot_date_an_order_onto_another_price_list(
+        as_user: Any, world: World, db: Database) -> None:
+    """The order date picks the prices, so a rep may date an order only as far back as an
+    offline order can be (31 days) and not ahead; the order is kept, REJECTED, to fix.
+    A manager may set any date."""
+    today = datetime.now(UTC).date()
+    long_ago = today - timedelta(days=400)
+    async with db.write() as s:  # last year's promotion: cola at 1 cent
+        await insert_rows(s, "priceEntry", [{
+            "product_id": world.products["cola"], "unit_price_cents": 1,
+            "valid_from": long_ago - timedelta(days=10), "valid_to": long_ago + timedelta(days=10)}])
+    phone = Device(await as_user("rep1"), "phone")
+    acc = str(world.accounts["rep1a"])
+
+    def order(day: Any, device: Device = phone) -> dict[str, Any]:
+        return device.m("order", "CREATE", str(uuid.uuid4()), {
+            "accountId": acc, "orderDate": day.isoformat(),
+            "lines": [{"productId": str(world.products["cola"]), "quantity": 10}]})
+
+    old, ahead, offline = await phone.push_ok(order(long_ago), order(today + timedelta(days=3)),
+                                              order(today - timedelta(days=20)))
+    for r in (old, ahead):
+        assert (r["status"], r["error"]["code"], r["error"]["field"]) == (
+            "REJECTED", "ORDER_DATE_OUT_OF_RANGE", "orderDate"), r
+        assert r["data"]["status"] == "REJECTED"  # kept, for the rep to fix
+    assert offline["status"] == "APPLIED" and offline["data"]["totalCents"] == 10 * 1000
+    # Fixing the date resubmits it at today's prices.
+    [fixed] = await phone.push_ok(phone.m("order", "UPDATE", old["id"],
+                                          {"orderDate": today.isoformat()}, base=1))
+    assert fixed["status"] == "APPLIED" and fixed["data"]["totalCents"] == 10 * 1000
+    manager = Device(await as_user("manager1"), "desk")
+    [back_office] = await manager.push_ok(order(long_ago, manager))
+    assert back_office["status"] == "APPLIED" and back_office["data"]["totalCents"] == 10
+
+
 async def test_a_push_without_data_answers_applied_bare_and_the_pull_brings_the_record(
         as_user: Any, world: World) -> None:
     """`returnData: false`: APPLIED results carry the version only; a kept (REJECTED)

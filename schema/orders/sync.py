@@ -9,7 +9,7 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +36,11 @@ LOCKED = (OrderStatus.CONFIRMED, OrderStatus.FULFILLED, OrderStatus.CANCELLED)
 REP_STATUSES = (OrderStatus.DRAFT, OrderStatus.SUBMITTED, OrderStatus.CANCELLED)
 #: The largest amount a BIGINT column holds.
 MAX_CENTS = (1 << 63) - 1
+#: How far back a rep may date an order: an order taken offline that long ago still
+#: syncs, while older dates (which would price it on an expired price list) need the
+#: back office. A day ahead allows for time zones.
+ORDER_DATE_BACK = timedelta(days=31)
+ORDER_DATE_AHEAD = timedelta(days=1)
 
 LINE_CODEC = TableCodec(table_of(OrderLine), exclude=frozenset({"order_id", "unit_cost_cents"}))
 LINE_INPUT = frozenset({"id", "product_id", "quantity", "discount_bp"})
@@ -259,6 +264,14 @@ class OrderHooks(Hooks):
                 "discount_bp": disc, "line_total_cents": amount,
                 "unit_cost_cents": product.unit_cost_cents,
             })
+        dated = row["order_date"]
+        if not viewer.privileged and (current is None or dated != current["order_date"]):
+            today = ctx.now.date()
+            if not today - ORDER_DATE_BACK <= dated <= today + ORDER_DATE_AHEAD:
+                # The date picks the prices: a rep may not choose last year's promotion.
+                problems.append(("ORDER_DATE_OUT_OF_RANGE", f"the order date {dated} is more "
+                                 f"than {ORDER_DATE_BACK.days} days ago or in the future; date "
+                                 "it the day it was taken, or ask the back office", "orderDate"))
         if max(subtotal, cost) > MAX_CENTS:  # not kept: it could not be stored either
             raise Rejection("AMOUNT_TOO_LARGE", "the order's amounts are too large to store; "
                             "check the quantities", "lines")
