@@ -48,10 +48,30 @@ class AuthMutation:
     async def login(self, info: Info, email: str, password: str) -> LoginResult:
         ctx = info.context
         email_key, address_key = f"email:{email.strip().lower()[:300]}", f"ip:{ctx.client_address}"
-        max_attempts, window = ctx.login_limits
-        async with ctx.db.write() as session:
-            wait = await throttle.reserve(session, [email_key, address_key], max_attempts,
-                                          window)
+        max_failures, window = ctx.login_limits
+        async with ctx.db.read() as session:
+            wait = await throttle.retry_after(session, [email_key, address_key], max_failures,
+                                              window)
+            user = None if wait else await user_by_email(session, email)
+        failed = True
+        if not wait:
+            # argon2 is slow on purpose: run it off the event loop and outside any write lock.
+            ok = await asyncio.to_thread(verify_password, user.password_hash if user else None,
+                                         password)
+            failed = not ok or user is None or not user.active
+            async with ctx.db.write() as session:
+                # Decided under the keys' locks: a guess that raced past the check above
+                # while others failed learns nothing (see schema/identity/login.py).
+                wait = await throttle.settle(session, email_key, address_key, failed,
+                                             max_failures, window)
+                if not wait and failed:
+                    await audit.record(session, audit.LOGIN_FAILED, email=email[:320],
+                                       address=ctx.client_address,
+                                       user_id=user.id if user else None)
+                elif not wait and user is not None:
+                    pair = await ctx.tokens.issue(session, user)
+                    await audit.record(session, audit.LOGIN_SUCCEEDED, user_id=user.id,
+                                       email=user.email, address=ctx.client_address)
         if wait:
             async with ctx.db.write() as session:
                 await audit.record(session, audit.LOGIN_THROTTLED, email=email[:320],
@@ -60,24 +80,6 @@ class AuthMutation:
                 ctx.response.headers["Retry-After"] = str(wait)
             return AuthError(code="RATE_LIMITED", message=f"too many failed sign-ins; "
                              f"try again in {wait} s", retry_after_seconds=wait)
-        async with ctx.db.read() as session:
-            user = await user_by_email(session, email)
-        # argon2 is slow on purpose: run it off the event loop and outside any write lock.
-        ok = await asyncio.to_thread(verify_password, user.password_hash if user else None,
-                                     password)
-        async with ctx.db.write() as session:
-            if not ok or user is None or not user.active:
-                # The attempt was counted by `reserve`.
-                await audit.record(session, audit.LOGIN_FAILED, email=email[:320],
-                                   address=ctx.client_address,
-                                   user_id=user.id if user else None)
-                failed = True
-            else:
-                await throttle.succeeded(session, email_key, address_key)
-                pair = await ctx.tokens.issue(session, user)
-                await audit.record(session, audit.LOGIN_SUCCEEDED, user_id=user.id,
-                                   email=user.email, address=ctx.client_address)
-                failed = False
         if failed:
             return AuthError(code="INVALID_CREDENTIALS", message="wrong email or password")
         return _success(pair)

@@ -1,18 +1,22 @@
 """Login throttling shared by every server instance (it lives in the database).
 
-Attempts are counted per email and per client address in a fixed window; past the limit
-the caller is told how long to wait. An attempt is counted *before* its password is
-checked, in one locked step with the limit check, so guesses sent at the same moment
-cannot all slip in before the first failure is recorded. A success takes its attempt
-back: it forgets the email's failures and returns the address its one attempt (an
-office behind one address signs many people in; a success must not reset the count
-for an address that also sprays guesses). Unknown email and wrong password look the
-same.
+Failures are counted per email and per client address in a fixed window; past the limit
+the caller is told how long to wait. Unknown email and wrong password look the same.
+
+The limit is checked twice. Before the password check, so that a throttled caller costs
+no argon2. And again where the attempt is decided, with the keys' rows locked: guesses
+sent at the same moment all pass the first check, but only those decided while the keys
+are under the limit get a real answer. The rest are told RATE_LIMITED whatever the
+password was, so they learn nothing. Only failures count, so an office behind one
+address signing many people in at once is not throttled. A success forgets its email's
+failures, never the address's: an attacker's own sign-ins must not reset the count of
+the guesses they spray from that address.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,39 +27,49 @@ from schema.identity.tables import LoginAttempt
 from sync.model import dialect_name, table_of, utcnow
 
 
-async def reserve(session: AsyncSession, keys: list[str], max_attempts: int,
-                  window_s: int) -> int:
-    """Count one attempt against every key and return 0, or, when a key is already at
-    the limit, count nothing and return the seconds to wait. Run it in a write
-    transaction of its own: it locks the keys' rows until commit."""
+async def retry_after(session: AsyncSession, keys: list[str], max_failures: int,
+                      window_s: int) -> int:
+    """Seconds to wait before another try, or 0 when the caller may try now."""
     now = utcnow()
-    window = timedelta(seconds=window_s)
-    table = table_of(LoginAttempt)
+    rows = (await session.execute(
+        sa.select(LoginAttempt).where(col(LoginAttempt.key).in_(keys)))).scalars()
+    return _wait(rows, max_failures, window_s, now)
+
+
+async def settle(session: AsyncSession, email_key: str, address_key: str, failed: bool,
+                 max_failures: int, window_s: int) -> int:
+    """Decide a checked attempt in the current write transaction. Returns the seconds
+    to wait when a key reached the limit meanwhile (the attempt must then be answered
+    RATE_LIMITED, and nothing is counted); otherwise counts the failure, or forgets the
+    email's failures after a success, and returns 0."""
+    now = utcnow()
+    keys = sorted((email_key, address_key))
     insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    # Create missing rows first, so that every key has a row to lock.
-    await session.execute(insert(table).on_conflict_do_nothing(), [
+    # Every key gets a row first, so that concurrent deciders have a row to queue on.
+    await session.execute(insert(table_of(LoginAttempt)).on_conflict_do_nothing(), [
         {"key": key, "window_start": now, "failures": 0} for key in keys])
     rows = (await session.execute(
         sa.select(LoginAttempt).where(col(LoginAttempt.key).in_(keys))
         .order_by(col(LoginAttempt.key)).with_for_update())).scalars().all()
-    wait = 0
-    for row in rows:
-        if row.window_start + window <= now:
-            row.window_start, row.failures = now, 0
-        elif row.failures >= max_attempts:
-            wait = max(wait, int((row.window_start + window - now).total_seconds()) + 1)
+    wait = _wait(rows, max_failures, window_s, now)
     if wait:
         return wait
     for row in rows:
-        row.failures += 1
+        if not failed:
+            if row.key == email_key:
+                await session.delete(row)
+        elif row.window_start + timedelta(seconds=window_s) <= now:
+            row.window_start, row.failures = now, 1
+        else:
+            row.failures += 1
     return 0
 
 
-async def succeeded(session: AsyncSession, email_key: str, address_key: str) -> None:
-    """A reserved attempt signed in: forget the email's failures and give the address
-    its attempt back."""
-    await session.execute(sa.delete(LoginAttempt).where(col(LoginAttempt.key) == email_key))
-    await session.execute(
-        sa.update(LoginAttempt).where(col(LoginAttempt.key) == address_key,
-                                      col(LoginAttempt.failures) > 0)
-        .values(failures=col(LoginAttempt.failures) - 1))
+def _wait(rows: Iterable[LoginAttempt], max_failures: int, window_s: int,
+          now: datetime) -> int:
+    wait = 0
+    for row in rows:
+        end = row.window_start + timedelta(seconds=window_s)
+        if row.failures >= max_failures and end > now:
+            wait = max(wait, int((end - now).total_seconds()) + 1)
+    return wait
