@@ -2,6 +2,7 @@
 module turns each on deliberately, with limits from settings.
 
 - depth, aliases (fragments included — strawberry counts through them), tokens;
+- the objects a query can ask for, nested page sizes multiplied (`fan_out_rule`);
 - duplicated fields in one selection set (`{ me { email email email … } }`), which
   graphql-core otherwise merges at quadratic validation cost;
 - introspection for anonymous callers in production mode;
@@ -22,9 +23,16 @@ import sqlalchemy as sa
 from graphql import (
     ASTValidationRule,
     FieldNode,
+    FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLNamedType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
     SelectionSetNode,
     ValidationRule,
+    get_named_type,
 )
 from strawberry.extensions import (
     AddValidationRules,
@@ -46,6 +54,10 @@ class GraphQLLimits:
     max_aliases: int = 30
     max_tokens: int = 5000
     max_duplicate_fields: int = 3
+    #: Objects a query may ask for, as `fan_out_rule` estimates them.
+    max_objects: int = 50_000
+    #: A page size the document leaves to a variable counts as this (the largest).
+    max_page: int = 200
     production: bool = False
 
 
@@ -62,6 +74,76 @@ def duplicate_field_rule(limit: int) -> type[ValidationRule]:
                         f"(at most {limit})", node, extensions={"code": "QUERY_TOO_COMPLEX"}))
 
     return NoDuplicatedFields
+
+
+def fan_out_rule(max_objects: int, max_page: int) -> type[ValidationRule]:
+    """Refuse a query that can ask for more than `max_objects` objects.
+
+    Depth and alias limits leave the product of page sizes unbounded: `account {
+    orders(first: 50) { account { orders(first: 50) … } } }` multiplies to millions of
+    objects from a few hundred bytes. The estimate walks the document (fragments
+    included) and multiplies what lies under each field with a `first` argument by its
+    page size: the literal (at most `max_page`), or `max_page` for a variable, or the
+    field's default. Lists without one (a connection's edges, an order's lines) count
+    once here; the executor counts what they really hold while the query runs
+    (`FastLeafExecutionContext.max_objects`). The walk stops as soon as the estimate
+    passes the limit, so its cost is bounded too.
+    """
+
+    class BoundedFanOut(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
+            root = self.context.schema.get_root_type(node.operation)
+            if root is None:
+                return
+            total = self._count(node.selection_set, root, 1, frozenset(), 0)
+            if total > max_objects:
+                self.report_error(GraphQLError(
+                    f"this query can ask for more than {max_objects:,} objects (nested "
+                    "pages multiply: 50 accounts x 50 orders is 2,500); ask for smaller "
+                    "pages or fewer levels", node, extensions={"code": "QUERY_TOO_COMPLEX"}))
+
+        def _count(self, selections: SelectionSetNode, parent: GraphQLNamedType,
+                   scale: int, fragments: frozenset[str], total: int) -> int:
+            for s in selections.selections:
+                if total > max_objects:
+                    break
+                if isinstance(s, FieldNode):
+                    fields = getattr(parent, "fields", None)
+                    field = fields.get(s.name.value) if fields else None
+                    if s.selection_set is None or field is None:
+                        continue
+                    n = scale * _page(s, field, max_page)
+                    total = self._count(s.selection_set, get_named_type(field.type), n,
+                                        fragments, total + n)
+                elif isinstance(s, InlineFragmentNode):
+                    kind = (self.context.schema.get_type(s.type_condition.name.value)
+                            if s.type_condition else parent)
+                    if kind is not None:
+                        total = self._count(s.selection_set, kind, scale, fragments, total)
+                elif isinstance(s, FragmentSpreadNode) and s.name.value not in fragments:
+                    fragment = self.context.get_fragment(s.name.value)
+                    if fragment is None:
+                        continue
+                    kind = self.context.schema.get_type(fragment.type_condition.name.value)
+                    if kind is not None:
+                        total = self._count(fragment.selection_set, kind, scale,
+                                            fragments | {s.name.value}, total)
+            return total
+
+    return BoundedFanOut
+
+
+def _page(node: FieldNode, field: GraphQLField, max_page: int) -> int:
+    """How many objects a field returns at most, per parent (1 without `first`)."""
+    if "first" not in field.args:
+        return 1
+    for arg in node.arguments or ():
+        if arg.name.value == "first":
+            # Above `max_page` the resolver refuses it (BAD_PAGE_SIZE), which says more.
+            return max(1, min(int(arg.value.value), max_page)) \
+                if isinstance(arg.value, IntValueNode) else max_page
+    default = field.args["first"].default_value
+    return max(1, default) if isinstance(default, int) else max_page
 
 
 class AnonymousIntrospection(SchemaExtension):
@@ -136,7 +218,8 @@ def extensions(limits: GraphQLLimits) -> list[Callable[[], SchemaExtension]]:
     # limiter extensions would mint new classes per request (every lookup a miss).
     rules: list[type[ASTValidationRule]] = [
         depth_rule(limits.max_depth, None), alias_rule(limits.max_aliases),
-        duplicate_field_rule(limits.max_duplicate_fields)]
+        duplicate_field_rule(limits.max_duplicate_fields),
+        fan_out_rule(limits.max_objects, limits.max_page)]
     out: list[Callable[[], SchemaExtension]] = [
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),

@@ -100,10 +100,12 @@ class FieldsyncGraphQL(GraphQL[Context, None]):
             max_depth=services.settings.graphql_max_depth,
             max_aliases=services.settings.graphql_max_aliases,
             max_tokens=services.settings.graphql_max_tokens,
+            max_objects=services.settings.graphql_max_objects,
+            max_page=services.settings.graphql_max_page,
             production=services.settings.production,
         )
         settings = services.settings
-        super().__init__(build_schema(graphql_extensions(limits)),
+        super().__init__(build_schema(graphql_extensions(limits), limits.max_objects),
                          graphql_ide="graphiql",
                          # Only graphql-transport-ws: the legacy graphql-ws protocol has no
                          # connection_init timeout, so a silent socket would stay forever.

@@ -52,6 +52,8 @@ class Settings:
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 5000
+    #: Objects one query may ask for, nested page sizes multiplied (QUERY_TOO_COMPLEX).
+    graphql_max_objects: int = 50_000
     #: Seconds a WebSocket may stay open without `connection_init` (then closed, 4408).
     ws_init_timeout_seconds: float = 10.0
     #: Live graphql-transport-ws operations (subscriptions) per socket and per user (the

@@ -150,7 +150,7 @@ def test_broken_values_still_report_errors_at_their_path() -> None:
 
 def test_the_app_schema_uses_the_fast_path() -> None:
     schema = build_schema()
-    assert schema.execution_context_class is FastLeafExecutionContext
+    assert issubclass(schema.execution_context_class, FastLeafExecutionContext)
     # An extension with a `resolve` hook becomes field middleware, which turns the fast
     # path off for every field: none of the app's extensions may have one.
     for production in (False, True):

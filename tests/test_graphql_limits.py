@@ -7,9 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
+from schema.bulk import insert_rows
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import World
+from tests.conftest import Api, World, login
 
 
 async def test_depth_is_limited(as_user: Any, world: World) -> None:
@@ -38,6 +39,53 @@ async def test_duplicated_fields_are_refused(as_user: Any, world: World) -> None
     rep = await as_user("rep1")
     body = await rep.raw("{ me { email email email email email } }")
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_nested_pages_cannot_multiply_past_the_object_limit(
+        as_user: Any, world: World) -> None:
+    """A few hundred bytes of nested pages would ask for millions of orders: refused
+    before anything runs, through fragments and variables too. A big but bounded
+    manager query still runs."""
+    rep = await as_user("rep1")
+    leaf = "a: orders(first: 50) { id } b: orders(first: 50) { id } c: orders(first: 50) { id }"
+    fan = ("{ accounts(first: 200) { edges { node { orders(first: 50) { account { "
+           "orders(first: 50) { account { " + leaf + " } } } } } } } }")
+    via_fragment = ("query($n: Int) { accounts(first: $n) { edges { node { ...O } } } } "
+                    "fragment O on Account { orders(first: $n) { account { orders(first: $n) "
+                    "{ id } } } }")
+    for query in (fan, via_fragment):
+        body = await rep.raw(query, {"n": 10} if "$n" in query else None)
+        assert body["data"] is None, body
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert "50,000 objects" in body["errors"][0]["message"]
+    manager = await as_user("manager1")
+    big = ("{ accounts(first: 200) { edges { node { id contacts { id } "
+           "orders(first: 50) { id lines { productId } } visitNotes(first: 50) { id } } } } }")
+    ok = await manager.ok(big)
+    assert len(ok["accounts"]["edges"]) == 4
+
+
+async def test_unpaged_lists_are_counted_while_the_query_runs(
+        settings: Settings, world: World, db: Any) -> None:
+    """An account's contacts are not paged, so no estimate can bound
+    `contacts { account { contacts … } }`: the objects completed are counted as the
+    query runs, and it stops with QUERY_TOO_COMPLEX past the limit."""
+    async with db.write() as s:
+        await insert_rows(s, "contact", [{"account_id": world.accounts["rep1a"],
+                                          "first_name": f"C{i}", "last_name": "D"}
+                                         for i in range(30)])
+    app = create_app(Settings(**{**settings.__dict__, "graphql_max_objects": 500}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        token = (await login(c, "rep1@example.com"))["accessToken"]
+        rep = Api(c, token)
+        query = "query($a: ID!) { account(id: $a) { contacts { %s } } }"
+        one = await rep.ok(query % "id", {"a": str(world.accounts["rep1a"])})
+        assert len(one["account"]["contacts"]) == 30
+        body = await rep.raw(query % "account { contacts { account { contacts { id } } } }",
+                             {"a": str(world.accounts["rep1a"])})
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body["errors"]
+        assert "500 objects" in body["errors"][0]["message"]
+    await app.state.services.close()
 
 
 async def test_circular_fragments_are_refused(as_user: Any, world: World) -> None:

@@ -21,11 +21,12 @@ graphql-core, which completes it again and reports errors at their paths.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLError,
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -40,8 +41,14 @@ _TYPENAME = "__typename"
 
 
 class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    #: Objects one execution may complete in lists: the static estimate (schema/limits.py)
+    #: cannot see how long an unpaged list such as an account's contacts really is, and
+    #: back-links (`contact { account { contacts … } }`) multiply them. Set per schema.
+    max_objects = 50_000
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._objects = 0
         # Keyed by the identity of a grouped field set, which is kept alive with its
         # plan so that its id cannot be reused by another one during this execution.
         self._plans: dict[int, tuple[Any, list[_Step] | None]] = {}
@@ -61,6 +68,12 @@ class FastLeafExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def complete_iterable_value(self, item_type: Any, field_details_list: Any, info: Any,
                                 path: Path, items: Any, position_context: Any) -> Any:
+        if isinstance(items, Sized):
+            self._objects += len(items)
+            if self._objects > self.max_objects:
+                raise GraphQLError(
+                    f"this query returns more than {self.max_objects:,} objects; ask for "
+                    "smaller pages or fewer levels", extensions={"code": "QUERY_TOO_COMPLEX"})
         plan = self._list_plan(item_type, field_details_list, path, items)
         if plan is not None:
             complete, parent_type, is_awaitable = (self._complete, item_type.of_type,

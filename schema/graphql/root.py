@@ -32,9 +32,12 @@ NODE_CLASSES = [cls for cls, _model in T.NODE_TYPES.values()]
 
 def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] | None = None,
+    max_objects: int = FastLeafExecutionContext.max_objects,
 ) -> strawberry.Schema:
+    execution = type("FieldsyncExecutionContext", (FastLeafExecutionContext,),
+                     {"max_objects": max_objects})
     return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                              types=NODE_CLASSES,
                              extensions=extensions or [],
                              config=StrawberryConfig(scalar_map=SCALARS),
-                             execution_context_class=FastLeafExecutionContext)
+                             execution_context_class=execution)
