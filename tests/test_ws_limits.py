@@ -267,10 +267,24 @@ async def test_a_live_subscription_ends_when_its_token_expires(
 
 async def test_a_live_subscription_ends_when_the_account_is_deactivated(
         server: Any, settings: Settings) -> None:
+    """Both kinds of subscription (pokes and RxDB streams), on a socket signed in by
+    `connection_init` and on one signed in by the upgrade request's own header."""
     world, s = server
-    ws = await signed_in(s, "rep1@example.com")
+    by_init = await signed_in(s, "rep1@example.com")
+    by_header = await websockets.connect(
+        s.ws_url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Bearer {await token(s, 'rep1@example.com')}"})
     try:
-        await subscribe(ws, "1")
+        await by_header.send(json.dumps({"type": "connection_init", "payload": {}}))
+        ack = json.loads(await asyncio.wait_for(by_header.recv(), 5))
+        assert ack["type"] == "connection_ack", ack
+        ops = {by_init: ("poke", "stream"), by_header: ("stream",)}  # 3: the user's limit
+        for ws, names in ops.items():
+            if "poke" in names:
+                await subscribe(ws, "poke")
+            await ws.send(json.dumps({"id": "stream", "type": "subscribe", "payload": {
+                "query": "subscription { streamAccount { documents } }"}}))
+        await asyncio.sleep(0.5)  # both subscriptions are waiting for news
         engine = sa.create_engine(sync_url(settings.database_url))
         try:
             users = User.__table__
@@ -280,16 +294,20 @@ async def test_a_live_subscription_ends_when_the_account_is_deactivated(
         finally:
             engine.dispose()
         await poke_rep1(s, world)
-        assert _ended_unauthenticated(await messages(ws, 3.0))
+        for ws, names in ops.items():
+            msgs = await messages(ws, 3.0)
+            for op in names:
+                assert _ended_unauthenticated([m for m in msgs if m.get("id") == op]), op
     finally:
-        await ws.close()
+        await by_init.close()
+        await by_header.close()
 
 
 def _ended_unauthenticated(msgs: list[dict[str, Any]]) -> bool:
     """The subscription's last word is an UNAUTHENTICATED error and no data (strawberry
     sends it as a `next` with errors, or as an `error`)."""
-    assert not [m for m in msgs if m["type"] == "next" and (m["payload"].get("data") or {})
-                .get("syncPoke")], msgs
+    assert not [m for m in msgs if m["type"] == "next" and any(
+        (m["payload"].get("data") or {}).values())], msgs
     codes = [e.get("extensions", {}).get("code") for m in msgs if m["type"] in ("next", "error")
              for e in (m["payload"].get("errors", []) if m["type"] == "next" else m["payload"])]
     assert "UNAUTHENTICATED" in codes, msgs
