@@ -386,9 +386,9 @@ class PushEngine:
             state.visible = {key for key, visible in flags if visible}
             hidden = state.existing_keys - state.visible
             # Grace for work a device queued before it heard of a reassignment: for what
-            # left this user after the device's last pull. A device that never pulled
-            # holds no more than the user's stalest device that did (a store moved to a
-            # new clientId); with none, it holds nothing.
+            # left this user (a manager: their team) after the device's last pull. A
+            # device that never pulled holds no more than the user's stalest device that
+            # did (a store moved to a new clientId); with none, it holds nothing.
             gone = [p.row_id for p in items
                     if (cur := state.rows.get((p.spec.name, p.row_id))) is not None
                     and cur["scope_key"] in hidden]
@@ -398,7 +398,7 @@ class PushEngine:
                 moved = await session.execute(
                     sa.select(col(Change.row_id)).where(
                         col(Change.op) == "move", col(Change.row_id).in_(hidden),
-                        col(Change.prev_scope_key) == viewer.user_id,
+                        _held_by(col(Change.prev_scope_key), viewer),
                         col(Change.seq) > since,
                     )
                 )
@@ -409,7 +409,7 @@ class PushEngine:
                 # conflicts, not silent refusals.
                 left = await session.execute(
                     sa.select(col(Change.row_id)).where(
-                        col(Change.row_id).in_(gone), col(Change.prev_holder_id) == viewer.user_id,
+                        col(Change.row_id).in_(gone), _held_by(col(Change.prev_holder_id), viewer),
                         col(Change.seq) > since))
                 state.moved_rows = set(left.scalars())
         for p in items:
@@ -726,6 +726,11 @@ class PushEngine:
             "resolved": False, "created_at": utcnow(),
         })
         return str(cid)
+
+
+def _held_by(holder: Any, viewer: Viewer) -> Any:
+    """`holder` is a user whose holdings the viewer reads (themselves, or their team)."""
+    return holder == viewer.user_id if viewer.holders is None else holder.in_(viewer.holders)
 
 
 async def _last_pulled(session: AsyncSession, client: Client) -> int | None:

@@ -299,3 +299,18 @@ async def test_a_conflict_on_a_record_that_moved_on_its_own_shows_only_the_reade
     [after] = (await rep1.ok(CONFLICTS))["conflicts"]
     assert after["client"] == before["client"]
     assert (after["base"], after["server"], after["outcome"]) == (None, None, None)
+
+
+async def test_a_managers_device_keeps_its_work_on_an_account_moved_out_of_the_team(
+        as_user: Any, world: World) -> None:
+    """The grace covers what left the team a manager reads, not only what they hold."""
+    manager, admin = await as_user("manager1"), await as_user("admin")
+    acc = world.accounts["rep1a"]
+    desk = Device(manager, "desk")
+    await desk.pull()
+    await admin.ok(MOVE, {"id": str(acc), "o": str(world.users["rep3"])})  # manager2's team
+    edit, order = await desk.push_ok(
+        desk.m("account", "UPDATE", str(acc), {"name": "Renamed offline"}, base=1),
+        _order(desk, acc, world.products["cola"]))
+    assert (edit["status"], edit["error"]["code"]) == ("CONFLICT", "SCOPE_MOVED"), edit
+    assert order["status"] == "APPLIED", order
