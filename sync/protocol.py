@@ -103,8 +103,8 @@ class PullOut:
     has_more: bool
     reset: bool
     last_mutation_id: int
-    #: Where the device now stands, and whether its device record needs updating
-    #: (see PullEngine.pull's `record`).
+    #: Where the device stands for certain (the cursor it sent, or a snapshot's start),
+    #: and whether its device record needs updating (see PullEngine.pull's `record`).
     seq: int = 0
     needs_record: bool = False
 

@@ -70,6 +70,11 @@ class PullEngine:
         else:
             # A snapshot: whatever the device held before is replaced by this.
             reset, pos = True, Position(seq=head, phase="b", key="*")
+        # What the device is recorded to hold is where its cursor says it stands, not
+        # what this page sends: an answer may never arrive (a timeout, a killed app),
+        # and the push's reassignment grace must not start after changes the device
+        # never got. A snapshot starts from its own position.
+        held = pos.seq
         page = _Page(self.registry, viewer, session, entities)
         more = True
         while len(page.out) < size:
@@ -80,17 +85,17 @@ class PullEngine:
             if not more and pos.phase is None:
                 break
         has_more = pos.phase is not None or more
-        stale = client is None or client.last_pull_seq != pos.seq or client.last_pull_at is None \
+        stale = client is None or client.last_pull_seq != held or client.last_pull_at is None \
             or client.last_pull_at < utcnow() - TOUCH_EVERY
         if record and client is not None:
-            await _touch(session, client.id, pos.seq)
+            await _touch(session, client.id, held)
             stale = False
         return PullOut(page.out, self.cursors.encode(pos, client_id), has_more, reset,
-                       client.last_mutation_id if client else 0, pos.seq, stale)
+                       client.last_mutation_id if client else 0, held, stale)
 
     async def record(self, session: AsyncSession, viewer: Viewer, client_id: str,
                      seq: int) -> None:
-        """Register the device if new and note how far it has pulled."""
+        """Register the device if new and note how far it holds the log (`PullOut.seq`)."""
         await claim_client(session, client_id, viewer.user_id, lock=False)
         await _touch(session, client_id, seq)
 

@@ -66,8 +66,10 @@ async def test_only_a_device_that_held_the_account_keeps_writing_to_it(
     [theirs] = [c for c in (await rep2.ok(CONFLICTS))["conflicts"] if c["id"] == mine["id"]]
     assert theirs["server"]["notes"] == "rep2's own notes"
 
-    # Once every device of the rep has pulled the move, a clientId that never pulled
-    # (which holds no more than the user's stalest device) gets no grace either.
+    # Once every device of the rep holds the move (it pulled again from the cursor that
+    # brought it), a clientId that never pulled (judged as the user's stalest device)
+    # gets no grace either.
+    await phone.pull()
     await phone.pull()
     fresh = Device(rep1, "fresh-" + uuid.uuid4().hex)
     out = await fresh.push_ok(
@@ -314,3 +316,21 @@ async def test_a_managers_device_keeps_its_work_on_an_account_moved_out_of_the_t
         _order(desk, acc, world.products["cola"]))
     assert (edit["status"], edit["error"]["code"]) == ("CONFLICT", "SCOPE_MOVED"), edit
     assert order["status"] == "APPLIED", order
+
+
+async def test_a_pull_whose_answer_was_lost_does_not_end_the_grace(
+        as_user: Any, world: World) -> None:
+    """The server records where a device stands from the cursor the device sends, not
+    from the page it answers with: that answer may never arrive."""
+    rep1, manager = await as_user("rep1"), await as_user("manager1")
+    acc = world.accounts["rep1b"]
+    phone = Device(rep1, "phone")
+    await phone.pull()
+    await manager.ok(MOVE, {"id": str(acc), "o": str(world.users["rep2"])})
+    lost = await rep1.ok(PAGE, {"c": "phone", "cursor": phone.cursor, "n": 1000})
+    assert str(acc) in {c["id"] for c in lost["syncPull"]["changes"]}  # the EVICT, never seen
+    order, edit = await phone.push_ok(_order(phone, acc, world.products["cola"]),
+                                      phone.m("account", "UPDATE", str(acc), {"name": "x"},
+                                              base=1))
+    assert order["status"] == "APPLIED", order
+    assert (edit["status"], edit["error"]["code"]) == ("CONFLICT", "SCOPE_MOVED"), edit
