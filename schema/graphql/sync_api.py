@@ -7,7 +7,9 @@ foreign clientId, an oversized batch, a forged cursor) are GraphQL errors with
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
@@ -358,11 +360,12 @@ class SyncMutation:
                        for m in input.mutations])
         try:
             try:
-                out = await _push(ctx, req, isolate=False)
+                out = await _push_again_if_it_lost_a_race(ctx, req, isolate=False)
             except IsolateMutations as e:
                 log.warning("push of %d mutations failed in the database; applying them one "
                             "by one: %s", len(req.mutations), e.cause.orig)
-                out = await _push(ctx, req, isolate=True)  # the first attempt rolled back
+                # The first attempt rolled back.
+                out = await _push_again_if_it_lost_a_race(ctx, req, isolate=True)
         except SyncRequestError as e:
             raise _request_error(e) from None
         if ctx.notify is not None:
@@ -378,6 +381,33 @@ class SyncMutation:
             for r in out.results])
 
 
+
+
+#: Times a push that lost a deadlock or a serialization race is run again.
+PUSH_ATTEMPTS = 4
+#: SQLSTATEs of a transaction PostgreSQL rolled back to break a deadlock or a
+#: serialization conflict: the documented remedy is to run it again.
+_LOST_A_RACE = frozenset({"40P01", "40001"})
+
+
+async def _push_again_if_it_lost_a_race(ctx: Context, req: PushIn,
+                                        isolate: bool) -> protocol.PushOut:
+    """Two batches that lock the same rows in opposite orders (one edits account B and
+    takes an order at A, the other the reverse) deadlock, and PostgreSQL rolls one back
+    after a second. Nothing of it was applied, so it is simply run again, after a short
+    random pause, instead of sending the device away with UNAVAILABLE."""
+    attempt = 1
+    while True:
+        try:
+            return await _push(ctx, req, isolate)
+        except sa.exc.DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if state not in _LOST_A_RACE or attempt >= PUSH_ATTEMPTS:
+                raise
+            log.info("push lost a race in the database (%s); running it again", state)
+        # Jitter, not security: the two losers should not collide again in step.
+        await asyncio.sleep(random.uniform(0.0, 0.02 * attempt))  # noqa: S311
+        attempt += 1
 
 
 async def _push(ctx: Context, req: PushIn, isolate: bool) -> protocol.PushOut:
