@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from schema.bulk import insert_rows
 from server.db import Database
 from tests.conftest import World
 from tests.test_analytics_data import (
@@ -134,6 +135,24 @@ async def test_every_block(as_user: Any, shop: Any) -> None:
     assert data["openTasks"] == [{"title": "Bring samples"}]
     assert data["upcomingBirthdays"] == [
         {"contact": {"firstName": "Ana"}, "date": "2026-06-20", "inDays": 5, "turns": 50}]
+
+
+async def test_as_of_a_past_day_shows_the_account_as_it_was(
+        as_user: Any, shop: Any, db: Database, world: World) -> None:
+    """Orders, visits and open tasks as of a day: nothing dated after it, and a task
+    done after it was still open then."""
+    async with db.write() as s:
+        await insert_rows(s, "task", [{
+            "title": "Done later", "due_date": TODAY - timedelta(days=30),
+            "assignee_id": world.users["rep1"], "account_id": shop, "done": True,
+            "done_at": _at(TODAY - timedelta(days=5))}])
+    day = TODAY - timedelta(days=8)
+    data = (await (await as_user("rep1")).ok(FULL, {"a": str(shop), "d": day.isoformat()})
+            )["customer360"]
+    assert [o["orderDate"] for o in data["recentOrders"]] == [
+        (TODAY - timedelta(days=d)).isoformat() for d in (10, 35, 40)]
+    assert data["visitNotes"] == [{"body": "visit 9"}]
+    assert {t["title"] for t in data["openTasks"]} == {"Bring samples", "Done later"}
 
 
 async def test_bounded_statements(app: Any, as_user: Any, shop: Any) -> None:

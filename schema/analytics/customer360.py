@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,8 +82,8 @@ async def money(session: AsyncSession, principal: Principal, account_id: uuid.UU
 
 
 async def recent_orders(session: AsyncSession, principal: Principal, account_id: uuid.UUID,
-                        limit: int = 5) -> list[Row]:
-    stmt = _mine(Order, principal, account_id).order_by(
+                        today: date, limit: int = 5) -> list[Row]:
+    stmt = _mine(Order, principal, account_id).where(col(Order.order_date) <= today).order_by(
         col(Order.order_date).desc(), col(Order.id).desc()).limit(limit)
     return list((await session.execute(stmt)).mappings())
 
@@ -204,17 +204,24 @@ async def cases(session: AsyncSession, principal: Principal, account_id: uuid.UU
 
 
 async def visit_notes(session: AsyncSession, principal: Principal, account_id: uuid.UUID,
-                      limit: int = 3) -> list[Row]:
-    stmt = _mine(VisitNote, principal, account_id).order_by(
+                      today: date, limit: int = 3) -> list[Row]:
+    stmt = _mine(VisitNote, principal, account_id).where(
+        col(VisitNote.visited_at) < _end_of(today)).order_by(
         col(VisitNote.visited_at).desc(), col(VisitNote.id)).limit(limit)
     return list((await session.execute(stmt)).mappings())
 
 
 async def open_tasks(session: AsyncSession, principal: Principal, account_id: uuid.UUID,
-                     limit: int = 20) -> list[Row]:
-    stmt = _mine(Task, principal, account_id).where(col(Task.done).is_(False)).order_by(
+                     today: date, limit: int = 20) -> list[Row]:
+    """Tasks not done by the end of `today` (done later, or not yet)."""
+    stmt = _mine(Task, principal, account_id).where(
+        sa.or_(col(Task.done).is_(False), col(Task.done_at) >= _end_of(today))).order_by(
         col(Task.due_date), col(Task.id)).limit(limit)
     return list((await session.execute(stmt)).mappings())
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 def next_birthday(birthday: date, today: date) -> date:

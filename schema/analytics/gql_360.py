@@ -158,7 +158,7 @@ class Customer360:
     async def recent_orders(self, info: Info, first: int = 5) -> list[T.Order]:
         n = G.limit_of(first, "first", 50)
         rows = await self._once(info, f"orders{n}", lambda s: S.recent_orders(
-            s, info.context.me, self._id, n))
+            s, info.context.me, self._id, self.as_of, n))
         return [build(T.Order, r) for r in rows]
 
     @strawberry.field
@@ -218,13 +218,13 @@ class Customer360:
     async def visit_notes(self, info: Info, first: int = 3) -> list[T.VisitNote]:
         n = G.limit_of(first, "first", 50)
         rows = await self._once(info, f"visits{n}", lambda s: S.visit_notes(
-            s, info.context.me, self._id, n))
+            s, info.context.me, self._id, self.as_of, n))
         return [build(T.VisitNote, r) for r in rows]
 
-    @strawberry.field(description="Tasks not done yet, soonest due first.")
+    @strawberry.field(description="Tasks not done yet (as of `asOf`), soonest due first.")
     async def open_tasks(self, info: Info) -> list[T.Task]:
         rows = await self._once(info, "tasks", lambda s: S.open_tasks(
-            s, info.context.me, self._id))
+            s, info.context.me, self._id, self.as_of))
         return [build(T.Task, r) for r in rows]
 
     @strawberry.field(description="Contacts whose birthday is within `days` days.")
