@@ -166,8 +166,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="read the password from standard input (for scripts)")
     j = sub.add_parser("jobs", help="maintenance jobs (idempotent; run them from cron)")
     j.add_argument("job", choices=["compact", "daily"],
-                   help="compact: change-log retention; daily: birthday and purchase-"
-                   "anniversary follow-up tasks, routing of qualified unassigned leads")
+                   help="compact: change-log retention; daily: the managers' sales "
+                   "rollups, birthday and purchase-anniversary follow-up tasks, routing of "
+                   "qualified unassigned leads")
     j.add_argument("--date", help="daily: the day to run for (YYYY-MM-DD; default today)")
     j.add_argument("--retention-days", type=int, default=None,
                    help="default: FIELDSYNC_SYNC_TOMBSTONE_RETENTION_DAYS")
@@ -176,7 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--output", type=Path, default=ROOT / "schema.graphql")
     args = parser.parse_args(argv)
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a bad setting: say which, without a traceback
+        raise SystemExit(f"fieldsync: {exc}") from None
     if args.command == "serve":
         serve(settings, args.host, args.port, args.workers, args.demo)
     elif args.command == "db":

@@ -75,12 +75,15 @@ class Settings:
             raw = source.get(PREFIX + f.name.upper())
             if raw is None:
                 continue
-            if f.type in ("int", int):
-                kwargs[f.name] = int(raw)
-            elif f.type in ("float", float):
-                kwargs[f.name] = float(raw)
-            elif f.type in ("bool", bool):
+            if f.type in ("bool", bool):
                 kwargs[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif f.type in ("int", int, "float", float):
+                number = int if f.type in ("int", int) else float
+                try:
+                    kwargs[f.name] = number(raw)
+                except ValueError:
+                    raise ValueError(f"{PREFIX}{f.name.upper()} must be a number, not "
+                                     f"{raw!r}") from None
             else:
                 kwargs[f.name] = raw
         settings = cls(**kwargs)

@@ -54,3 +54,16 @@ def test_schema_export_writes_sdl(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "schema.graphql"
     done = fieldsync(settings, "schema", "export", "--output", str(out))
     assert done.returncode == 0 and "type Query" in out.read_text()
+
+
+def test_a_bad_setting_is_one_clear_line_not_a_traceback(settings: Settings) -> None:
+    for extra, says in (({"FIELDSYNC_ENV": "production", "FIELDSYNC_JWT_SECRET": "short"},
+                         "FIELDSYNC_JWT_SECRET must be set"),
+                        ({"FIELDSYNC_DB_POOL_SIZE": "ten"},
+                         "FIELDSYNC_DB_POOL_SIZE must be a number, not 'ten'")):
+        env = {**os.environ, "FIELDSYNC_DATABASE_URL": settings.database_url, **extra}
+        out = subprocess.run([sys.executable, "-m", "server.cli", "db", "upgrade"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1, out
+        assert out.stderr.startswith(f"fieldsync: {says}"), out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
