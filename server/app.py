@@ -42,6 +42,7 @@ from server.db import Database, async_url, create_engine
 from server.explorer import explorer_html, static_routes
 from server.limits import BodySizeLimit
 from server.logs import configure as configure_logging
+from server.logs import quiet_client_errors
 from server.notify import Notifier
 from server.observability import (
     RequestMetrics,
@@ -244,6 +245,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     services = build_services(settings)
     graphql = FieldsyncGraphQL(services)
+    quiet_client_errors()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

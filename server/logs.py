@@ -6,6 +6,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from graphql import GraphQLError
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -24,6 +26,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """strawberry logs every error of a response at ERROR, with a traceback. An error
+    raised on purpose for the client (a page size out of range, a document that does not
+    validate) is not the server's trouble: one line at INFO. Unexpected exceptions keep
+    their level and traceback (and `CorrelatedMaskErrors` logs them with their ref)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.msg
+        if isinstance(error, GraphQLError) and (
+                error.original_error is None or isinstance(error.original_error, GraphQLError)):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
 def configure(json_lines: bool, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if json_lines else
@@ -32,3 +49,10 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+def quiet_client_errors() -> None:
+    """Install `ClientErrorsWithoutTraceback` on strawberry's logger (once)."""
+    strawberry_log = logging.getLogger("strawberry.execution")
+    if not any(isinstance(f, ClientErrorsWithoutTraceback) for f in strawberry_log.filters):
+        strawberry_log.addFilter(ClientErrorsWithoutTraceback())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -123,6 +124,20 @@ async def test_unexpected_errors_are_masked_with_a_correlation_id(
     assert error["extensions"]["code"] == "INTERNAL" and "SELECT" not in error["message"]
     ref = error["extensions"]["ref"]
     assert ref in error["message"] and ref in caplog.text
+
+
+async def test_client_errors_are_logged_without_a_traceback(
+        as_user: Any, world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """A page size out of range is the client's mistake: one line at INFO, where
+    strawberry logged an ERROR with a traceback."""
+    caplog.set_level(logging.INFO, logger="strawberry.execution")
+    rep = await as_user("rep1")
+    body = await rep.raw("{ accounts(first: 201) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_PAGE_SIZE"
+    logged = [r for r in caplog.records if r.name == "strawberry.execution"]
+    assert logged, "the error is still logged"
+    assert all(r.levelno == logging.INFO and not r.exc_info for r in logged)
+    assert "Traceback" not in caplog.text
 
 
 async def test_no_state_change_through_get_or_a_form_post(client: httpx.AsyncClient,
