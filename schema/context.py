@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.scope import Principal, viewer_of
+from sync.protocol import SyncRequestError
 from sync.pull import PullEngine
 from sync.push import PushEngine
 from sync.registry import Viewer
@@ -68,6 +69,12 @@ class NotAuthenticated(GraphQLError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+def request_error(e: SyncRequestError) -> GraphQLError:
+    """A whole sync request refused by the engine, as the GraphQL error clients expect:
+    `extensions.code` and `extensions.retryable` (every dialect answers alike)."""
+    return GraphQLError(e.message, extensions={"code": e.code, "retryable": e.retryable})
 
 
 @dataclass

@@ -60,7 +60,7 @@ class PullEngine:
             head, horizon = (await session.execute(_HEAD)).one()
         else:
             head, horizon, client = await _head_and_client(session, client_id, viewer.user_id)
-        size = max(1, min(limit or self.limits.default_page, self.limits.max_page))
+        size = self.page_size(limit)
         reset = False
         if cursor:
             pos = self.cursors.decode(cursor, client_id)
@@ -92,6 +92,10 @@ class PullEngine:
             stale = False
         return PullOut(page.out, self.cursors.encode(pos, client_id), has_more, reset,
                        client.last_mutation_id if client else 0, held, stale)
+
+    def page_size(self, limit: int | None) -> int:
+        """Changes per page for a requested `limit`: the default when none, capped."""
+        return max(1, min(limit or self.limits.default_page, self.limits.max_page))
 
     async def record(self, session: AsyncSession, viewer: Viewer, client_id: str,
                      seq: int) -> None:

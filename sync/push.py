@@ -131,11 +131,7 @@ class PushEngine:
             )
         if not req.client_id or len(req.client_id) > 128:
             raise SyncRequestError("INVALID_CLIENT_ID", "clientId must be 1 to 128 characters")
-        if len(req.mutations) > self.limits.max_batch:
-            raise SyncRequestError(
-                "BATCH_TOO_LARGE",
-                f"{len(req.mutations)} mutations in one push; at most {self.limits.max_batch}",
-            )
+        self.check_batch(len(req.mutations))
         client = await claim_client(session, req.client_id, viewer.user_id, lock=True)
         last = client.last_mutation_id
 
@@ -226,6 +222,14 @@ class PushEngine:
             else:
                 final.append(results[mid])
         return PushOut(client.last_mutation_id, final)
+
+    def check_batch(self, count: int) -> None:
+        """Refuse a push of more than `Limits.max_batch` mutations (any dialect's)."""
+        if count > self.limits.max_batch:
+            raise SyncRequestError(
+                "BATCH_TOO_LARGE",
+                f"{count} mutations in one push; at most {self.limits.max_batch}",
+            )
 
     async def _apply_isolated(self, session: AsyncSession, viewer: Viewer,
                               mutations: Sequence[MutationIn], client: Client,

@@ -18,10 +18,10 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from schema.context import request_error
 from schema.dialects.documents import (
     changed_fields,
     current_documents,
@@ -88,7 +88,7 @@ async def pull(info: Info, entity: str, checkpoint: RxCheckpointInput | None, li
     cid = _client_id(info, entity, client_id)
     cursor = checkpoint.cursor if checkpoint else None
     # A page is at most the sync protocol's, whatever the client asks for.
-    limit = max(1, min(limit, ctx.pull.limits.max_page))
+    limit = ctx.pull.page_size(limit)
     docs: list[dict[str, Any]] = []
     try:
         async with ctx.db.write() as session:
@@ -101,7 +101,7 @@ async def pull(info: Info, entity: str, checkpoint: RxCheckpointInput | None, li
                 if not out.has_more:
                     break
     except SyncRequestError as e:
-        raise GraphQLError(e.message, extensions={"code": e.code, "retryable": e.retryable}) from None
+        raise request_error(e) from None
     return RxPullResult(documents=_json(docs),
                         checkpoint=RxCheckpoint(cursor=cursor) if cursor else None)
 
@@ -126,10 +126,10 @@ async def push(info: Info, entity: str, rows: list[RxPushRow] | None) -> list[JS
     ctx = info.context
     spec = spec_of(entity)
     rows = rows or []
-    if len(rows) > ctx.push.limits.max_batch:
-        raise GraphQLError(f"{len(rows)} rows in one push; at most {ctx.push.limits.max_batch}: "
-                           "set the replication's push batchSize lower",
-                           extensions={"code": "BATCH_TOO_LARGE", "retryable": False})
+    try:
+        ctx.push.check_batch(len(rows))
+    except SyncRequestError as e:
+        raise request_error(e) from None
     conflicts: list[dict[str, Any]] = []
     async with ctx.db.write() as session:
         current = await current_documents(

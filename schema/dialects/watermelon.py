@@ -29,6 +29,7 @@ from sqlmodel import col
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from schema.context import request_error
 from schema.dialects.documents import client_fields, spec_of
 from sync.codec import camel
 from sync.cursor import Position
@@ -103,6 +104,17 @@ def _fields(table: str, entity: str, record: Any) -> tuple[dict[str, Any], list[
         raise _invalid(f"{table} {record.get('id')}: {e}") from None
 
 
+def _version(table: str, record: dict[str, Any]) -> int | None:
+    """The server version a pushed record was edited from (`baseVersion`), if it says."""
+    base = record.get("version")
+    if base is None:
+        return None
+    if isinstance(base, bool) or not isinstance(base, (int, float)) \
+            or not (math.isfinite(base) and 0 <= base < 2 ** 31):
+        raise _invalid(f"{table} {record.get('id')}: version must be a whole number")
+    return int(base)
+
+
 async def _collect(info: Info, client_id: str, position: Position | None,
                    entities: frozenset[str] | None) -> tuple[list[Any], int, bool]:
     ctx = info.context
@@ -169,8 +181,7 @@ class WatermelonQuery:
         try:
             changes, timestamp, reset = await _collect(info, cid, position, None)
         except SyncRequestError as e:
-            raise GraphQLError(e.message, extensions={"code": e.code,
-                                                      "retryable": e.retryable}) from None
+            raise request_error(e) from None
         fresh = first or reset
         new_here = set() if fresh else await _created_since(info, changes, since, cid)
         tables: dict[str, dict[str, list[Any]]] = defaultdict(
@@ -212,7 +223,7 @@ class WatermelonMutation:
         if not isinstance(changes, dict):
             raise GraphQLError("changes must be an object of tables",
                                extensions={"code": "INVALID_FIELD"})
-        _position(last_pulled_at)
+        _position(last_pulled_at)  # refused as the pull refuses it; the push needs no value
         for table, kinds in changes.items():
             entity = ENTITIES.get(table)
             if entity is None or not isinstance(kinds, dict):
@@ -228,39 +239,31 @@ class WatermelonMutation:
                 fields, changed = _fields(table, entity, record)
                 if changed is not None:
                     fields = {k: v for k, v in fields.items() if k in changed}
-                base = record.get("version")
-                if base is not None and not (isinstance(base, (int, float))
-                                             and not isinstance(base, bool)
-                                             and math.isfinite(base) and 0 <= base < 2 ** 31):
-                    raise _invalid(f"{table} {record.get('id')}: version must be a whole number")
                 mutations.append(MutationIn(0, entity, "UPDATE", str(record.get("id")),
-                                            None if base is None else int(base), fields))
+                                            _version(table, record), fields))
                 where.append((table, str(record.get("id"))))
             for rid in kinds.get("deleted") or []:
                 mutations.append(MutationIn(0, entity, "DELETE", str(rid)))
                 where.append((table, str(rid)))
-        if len(mutations) > ctx.push.limits.max_batch:
-            raise GraphQLError(f"{len(mutations)} records in one push; at most "
-                               f"{ctx.push.limits.max_batch}: push in smaller batches",
-                               extensions={"code": "BATCH_TOO_LARGE", "retryable": False})
         cid = f"{client_id or 'watermelon'}:wm"[:128]
-        async with ctx.db.write() as session:
-            try:
+        try:
+            ctx.push.check_batch(len(mutations))
+            async with ctx.db.write() as session:
                 device = await claim_client(session, cid, ctx.viewer.user_id, lock=True)
-            except SyncRequestError as e:
-                raise GraphQLError(e.message, extensions={"code": e.code}) from None
-            outs = await ctx.push.apply(session, ctx.viewer, mutations, client=device)
-            # Watermelon marks every pushed record synced whatever the answer, so what the
-            # server refused or merged is sent back on the next pull as its current state.
-            echo = ChangeSet(actor_id=ctx.viewer.user_id, client_id=cid)
-            # A refused CREATE of a deleted id carries no data but must be echoed too: the
-            # echo of the tombstone is what deletes the device's copy.
-            for m, out in zip(mutations, outs, strict=True):
-                reused = out.error is not None and out.error.code == "ID_IN_USE"
-                if out.status in ("CONFLICT", "REJECTED", "MERGED") and (
-                        out.data is not None or reused):
-                    echo.echo(spec_of(m.entity), uuid.UUID(m.id), restore=m.op == "DELETE")
-            await flush(session, echo)
+                outs = await ctx.push.apply(session, ctx.viewer, mutations, client=device)
+                # Watermelon marks every pushed record synced whatever the answer, so what the
+                # server refused or merged is sent back on the next pull as its current state.
+                echo = ChangeSet(actor_id=ctx.viewer.user_id, client_id=cid)
+                # A refused CREATE of a deleted id carries no data but must be echoed too: the
+                # echo of the tombstone is what deletes the device's copy.
+                for m, out in zip(mutations, outs, strict=True):
+                    reused = out.error is not None and out.error.code == "ID_IN_USE"
+                    if out.status in ("CONFLICT", "REJECTED", "MERGED") and (
+                            out.data is not None or reused):
+                        echo.echo(spec_of(m.entity), uuid.UUID(m.id), restore=m.op == "DELETE")
+                await flush(session, echo)
+        except SyncRequestError as e:
+            raise request_error(e) from None
         if mutations and ctx.notify is not None:
             ctx.notify()
         rejected = [{"table": t, "id": i, "code": o.error.code, "message": o.error.message}

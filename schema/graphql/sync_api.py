@@ -27,7 +27,7 @@ from strawberry.types.arguments import InputContext
 from schema import audit, metrics
 from schema import conflicts as conflict_service
 from schema import devices as device_service
-from schema.context import Context
+from schema.context import Context, request_error
 from sync import protocol
 from sync.model import utcnow
 from sync.protocol import MutationIn, PushIn, SyncRequestError
@@ -140,10 +140,6 @@ class SyncMutationResult:
 class SyncPushResult:
     last_mutation_id: int
     results: list[SyncMutationResult]
-
-
-def _request_error(e: SyncRequestError) -> GraphQLError:
-    return GraphQLError(e.message, extensions={"code": e.code, "retryable": e.retryable})
 
 
 @overload
@@ -289,7 +285,7 @@ class SyncQuery:
                 async with ctx.db.write() as session:
                     await ctx.pull.record(session, ctx.viewer, str(client_id), out.seq)
         except SyncRequestError as e:
-            raise _request_error(e) from None
+            raise request_error(e) from None
         metrics.count_pull(c.op for c in out.changes)
         return SyncPullResult(
             changes=[SyncChange(entity=c.entity, id=c.id, op=SyncOp(c.op), version=c.version,
@@ -367,7 +363,7 @@ class SyncMutation:
                 # The first attempt rolled back.
                 out = await _push_again_if_it_lost_a_race(ctx, req, isolate=True)
         except SyncRequestError as e:
-            raise _request_error(e) from None
+            raise request_error(e) from None
         if ctx.notify is not None:
             ctx.notify()
         metrics.count_push((r.status, r.error.code if r.error else None) for r in out.results)

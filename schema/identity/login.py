@@ -54,11 +54,11 @@ async def settle(session: AsyncSession, email_key: str, address_key: str, failed
     wait = _wait(rows, max_failures, window_s, now)
     if wait:
         return wait
+    if not failed:
+        await session.execute(sa.delete(LoginAttempt).where(col(LoginAttempt.key) == email_key))
+        return 0
     for row in rows:
-        if not failed:
-            if row.key == email_key:
-                await session.delete(row)
-        elif row.window_start + timedelta(seconds=window_s) <= now:
+        if row.window_start + timedelta(seconds=window_s) <= now:
             row.window_start, row.failures = now, 1
         else:
             row.failures += 1
